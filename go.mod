@@ -1,0 +1,3 @@
+module github.com/duet-bft/duet
+
+go 1.26

@@ -1,0 +1,103 @@
+package protocol
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Hash is a SHA-256 digest.
+type Hash [32]byte
+
+// String returns the lowercase hex form of h.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// ZeroHash is the prev-op hash of seq 0.
+var ZeroHash Hash
+
+// ParseHash parses 64 lowercase or uppercase hex digits.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	if len(s) != 64 {
+		return h, fmt.Errorf("protocol: hash must be 64 hex digits, got %d characters", len(s))
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, fmt.Errorf("protocol: bad hash: %w", err)
+	}
+	return h, nil
+}
+
+// Limits on what a session id, actor id and path may be. They bound every
+// decoder and every signature check.
+const (
+	MaxIDLen   = 64
+	MaxPathLen = 512
+	MaxBody    = 64 << 10 // bytes of one request body
+)
+
+var (
+	ErrBadID     = errors.New("protocol: id must be 1-64 characters of A-Za-z0-9._-")
+	ErrSignature = errors.New("protocol: bad signature")
+)
+
+// ValidID reports whether s is a valid session, actor or object id:
+// 1-64 characters of A-Za-z0-9._-
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// OpBytes returns the bytes an actor signs for operation seq of a session:
+//
+//	duet/op/v1\n<session_id>\n<seq>\n<prev_op_hash hex>\n<METHOD> <path>\n<hex sha256 of body>
+func OpBytes(session string, seq uint64, prev Hash, method, path string, body []byte) []byte {
+	bh := sha256.Sum256(body)
+	b := make([]byte, 0, 11+len(session)+1+20+1+64+1+len(method)+1+len(path)+1+64)
+	b = append(b, "duet/op/v1\n"...)
+	b = append(b, session...)
+	b = append(b, '\n')
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, '\n')
+	b = hex.AppendEncode(b, prev[:])
+	b = append(b, '\n')
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, path...)
+	b = append(b, '\n')
+	b = hex.AppendEncode(b, bh[:])
+	return b
+}
+
+// OpHash is the SHA-256 of OpBytes; op seq k+1 names it as its prev hash.
+func OpHash(signed []byte) Hash { return sha256.Sum256(signed) }
+
+// ResultHash commits to the result of an operation: its HTTP status and the
+// exact response body bytes.
+func ResultHash(status int, body []byte) Hash {
+	h := sha256.New()
+	h.Write([]byte("duet/result/v1\n"))
+	h.Write(strconv.AppendInt(nil, int64(status), 10))
+	h.Write([]byte{'\n'})
+	h.Write(body)
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// Verify checks an Ed25519 signature made by pub over msg.
+func Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
+	return len(pub) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize && ed25519.Verify(pub, msg, sig)
+}

@@ -1,0 +1,47 @@
+package protocol
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"strconv"
+)
+
+// Receipt is an L2 node's signed acknowledgement of one step: it executed op
+// seq of the session (identified by its hash) at Time and got Result. A client
+// holding a receipt can prove what L2 promised; L1's verdict on the bundle
+// then either matches it or is evidence against the node.
+type Receipt struct {
+	Node    string
+	Session string
+	Seq     uint64
+	Op      Hash
+	Result  Hash
+	Time    int64
+}
+
+// Bytes returns what the node signs:
+//
+//	duet/receipt/v1\n<node>\n<session>\n<seq>\n<op hash hex>\n<result hash hex>\n<time ms>
+func (r *Receipt) Bytes() []byte {
+	b := []byte("duet/receipt/v1\n")
+	b = append(b, r.Node...)
+	b = append(b, '\n')
+	b = append(b, r.Session...)
+	b = append(b, '\n')
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, '\n')
+	b = hex.AppendEncode(b, r.Op[:])
+	b = append(b, '\n')
+	b = hex.AppendEncode(b, r.Result[:])
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, r.Time, 10)
+	return b
+}
+
+// Sign returns the node's signature of r.
+func (r *Receipt) Sign(key ed25519.PrivateKey) []byte { return ed25519.Sign(key, r.Bytes()) }
+
+// Verify checks a receipt signature against the node's key.
+func (r *Receipt) Verify(nodeKey ed25519.PublicKey, sig []byte) bool {
+	return Verify(nodeKey, r.Bytes(), sig)
+}

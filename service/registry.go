@@ -1,0 +1,290 @@
+package service
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/duet-bft/duet/protocol"
+)
+
+// Context is what the framework tells a handler about the op it runs.
+type Context struct {
+	Actor   Actor  // authenticated actor (zero for queries)
+	Session string // session id
+	Seq     uint64 // op seq within the session
+	Time    int64  // op timestamp, Unix milliseconds, assigned by L2
+}
+
+// Request is the part of the HTTP request a handler may depend on.
+type Request struct {
+	Method string
+	Path   string
+	Body   []byte
+	params []string // name, value pairs from the route pattern
+}
+
+// Param returns the path parameter name of the route pattern, or "".
+func (r *Request) Param(name string) string {
+	for i := 0; i+1 < len(r.params); i += 2 {
+		if r.params[i] == name {
+			return r.params[i+1]
+		}
+	}
+	return ""
+}
+
+// Response is a handler's result: an HTTP status and a JSON body. Its
+// protocol.ResultHash is what L2 claims and L1 recomputes.
+type Response struct {
+	Status int
+	Body   []byte
+}
+
+// OK reports whether the status is a success (2xx).
+func (r Response) OK() bool { return r.Status >= 200 && r.Status < 300 }
+
+// Hash returns the result hash of r.
+func (r Response) Hash() protocol.Hash { return protocol.ResultHash(r.Status, r.Body) }
+
+// Handler is a deterministic operation of an application.
+type Handler func(tx *Tx, ctx *Context, req *Request) Response
+
+// Route binds a method and a path pattern ("/v1/packages/{id}/scan") to a
+// handler. Roles lists who may call it; empty means any registered actor.
+// GET routes are queries: they run with no actor and their writes are
+// discarded.
+type Route struct {
+	Method  string
+	Pattern string
+	Roles   []string
+	Handler Handler
+	segs    []string
+}
+
+// GenesisFunc loads an application's part of the genesis state.
+type GenesisFunc func(tx *Tx, appState json.RawMessage) error
+
+// Registry is an application: its routes and its genesis loader. Build it
+// once at start-up; it is read-only afterwards and safe to share.
+type Registry struct {
+	routes  []*Route
+	genesis GenesisFunc
+}
+
+// NewRegistry returns a registry holding the framework's own routes: session
+// start, commit and abort, and the actor registry.
+func NewRegistry() *Registry {
+	r := &Registry{}
+	registerFramework(r)
+	return r
+}
+
+// Handle adds a route. It panics on a malformed or duplicate pattern: routes
+// are fixed at start-up.
+func (r *Registry) Handle(method, pattern string, roles []string, h Handler) {
+	if !strings.HasPrefix(pattern, "/") {
+		panic("service: pattern must start with /: " + pattern)
+	}
+	rt := &Route{Method: method, Pattern: pattern, Roles: roles, Handler: h, segs: strings.Split(pattern[1:], "/")}
+	for _, o := range r.routes {
+		if o.Method == method && o.Pattern == pattern {
+			panic("service: duplicate route " + method + " " + pattern)
+		}
+	}
+	r.routes = append(r.routes, rt)
+}
+
+// Genesis sets the application's genesis loader.
+func (r *Registry) Genesis(f GenesisFunc) { r.genesis = f }
+
+// Routes returns the registered routes in registration order.
+func (r *Registry) Routes() []*Route { return r.routes }
+
+// Match finds the route for method and path. found reports whether any route
+// matches the path, so a caller can tell 404 from 405.
+func (r *Registry) Match(method, path string) (rt *Route, params []string, found bool) {
+	if !strings.HasPrefix(path, "/") {
+		return nil, nil, false
+	}
+	segs := strings.Split(path[1:], "/")
+	for _, c := range r.routes {
+		p, ok := matchSegs(c.segs, segs)
+		if !ok {
+			continue
+		}
+		found = true
+		if c.Method == method {
+			return c, p, true
+		}
+	}
+	return nil, nil, found
+}
+
+func matchSegs(pattern, segs []string) ([]string, bool) {
+	if len(pattern) != len(segs) {
+		return nil, false
+	}
+	var params []string
+	for i, p := range pattern {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if segs[i] == "" {
+				return nil, false
+			}
+			params = append(params, p[1:len(p)-1], segs[i])
+		} else if p != segs[i] {
+			return nil, false
+		}
+	}
+	return params, true
+}
+
+// Op is one signed operation to apply: everything Apply needs and nothing
+// it could take from a clock or a network.
+type Op struct {
+	Session   string
+	Seq       uint64
+	Actor     string
+	Method    string
+	Path      string
+	Body      []byte
+	Signed    []byte // protocol.OpBytes of this op
+	Signature []byte // actor's signature of Signed
+	Time      int64
+}
+
+// Apply is the one apply path, shared by L2 (simulation) and L1
+// (verification): authenticate the actor against the key registered in
+// state, route, check the role, run the handler, and keep its writes in tx
+// only if it succeeded. A failure is a Response, never a panic or an error.
+func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
+	defer func() {
+		if resp.OK() && tx.err == nil {
+			tx.keep()
+			return
+		}
+		if tx.err != nil && resp.OK() {
+			resp = Error(http.StatusInternalServerError, "INTERNAL", tx.err.Error())
+		}
+		tx.drop()
+	}()
+	actor, ok := LoadActor(tx, op.Actor)
+	if !ok {
+		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", fmt.Sprintf("unknown actor %q", op.Actor))
+	}
+	if !protocol.Verify(actor.PublicKey, op.Signed, op.Signature) {
+		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", "bad signature")
+	}
+	rt, params, found := r.Match(op.Method, op.Path)
+	if rt == nil || rt.Method == http.MethodGet {
+		if found {
+			return Error(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", op.Method+" not allowed on "+op.Path)
+		}
+		return Error(http.StatusNotFound, "NOT_FOUND", "no route "+op.Method+" "+op.Path)
+	}
+	if len(rt.Roles) > 0 && !slices.Contains(rt.Roles, actor.Role) {
+		return Error(http.StatusForbidden, "PERMISSION_DENIED",
+			fmt.Sprintf("role %q may not %s %s (needs %s)", actor.Role, op.Method, rt.Pattern, strings.Join(rt.Roles, " or ")))
+	}
+	ctx := &Context{Actor: actor, Session: op.Session, Seq: op.Seq, Time: op.Time}
+	req := &Request{Method: op.Method, Path: op.Path, Body: op.Body, params: params}
+	return rt.Handler(tx, ctx, req)
+}
+
+// Query runs a GET route on a throwaway view of st. It returns 404 for an
+// unknown path.
+func (r *Registry) Query(st Store, path string) Response {
+	rt, params, _ := r.Match(http.MethodGet, path)
+	if rt == nil || rt.Method != http.MethodGet {
+		return Error(http.StatusNotFound, "NOT_FOUND", "no route GET "+path)
+	}
+	tx := NewTx(st)
+	resp := rt.Handler(tx, &Context{}, &Request{Method: http.MethodGet, Path: path, params: params})
+	if tx.err != nil {
+		return Error(http.StatusInternalServerError, "INTERNAL", tx.err.Error())
+	}
+	return resp
+}
+
+// InitGenesis loads a genesis app state: {"actors":[...],"app":{...}}.
+func (r *Registry) InitGenesis(tx *Tx, raw json.RawMessage) error {
+	var g struct {
+		Actors []Actor         `json:"actors"`
+		App    json.RawMessage `json:"app"`
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := DecodeJSON(raw, &g); err != nil {
+			return fmt.Errorf("genesis app_state: %w", err)
+		}
+	}
+	for _, a := range g.Actors {
+		if err := a.Validate(); err != nil {
+			return fmt.Errorf("genesis actor %q: %w", a.ID, err)
+		}
+		if _, exists := tx.Get(ActorKey(a.ID)); exists {
+			return fmt.Errorf("genesis actor %q: duplicate", a.ID)
+		}
+		tx.Put(ActorKey(a.ID), MustJSON(a))
+	}
+	if r.genesis != nil && len(g.App) > 0 {
+		if err := r.genesis(tx, g.App); err != nil {
+			return err
+		}
+	}
+	if tx.err != nil {
+		return tx.err
+	}
+	tx.keep()
+	return nil
+}
+
+// Actor is a registered identity: who signs ops, for which organisation, in
+// which role. Roles are strings an application gives meaning to; the
+// framework knows RoleAdmin (manages actors) and RoleL2 (L2 nodes that sign
+// bundles).
+type Actor struct {
+	ID        string `json:"id"`
+	Role      string `json:"role"`
+	Org       string `json:"org"`
+	PublicKey []byte `json:"public_key"`
+}
+
+const (
+	RoleAdmin = "admin"
+	RoleL2    = "l2"
+)
+
+// Validate checks an actor record's shape.
+func (a *Actor) Validate() error {
+	switch {
+	case !protocol.ValidID(a.ID):
+		return protocol.ErrBadID
+	case !protocol.ValidID(a.Role):
+		return fmt.Errorf("role must be 1-64 characters of A-Za-z0-9._-")
+	case len(a.Org) == 0 || len(a.Org) > 128:
+		return fmt.Errorf("org must be 1-128 bytes")
+	case len(a.PublicKey) != ed25519.PublicKeySize:
+		return fmt.Errorf("public_key must be %d bytes (standard base64)", ed25519.PublicKeySize)
+	}
+	return nil
+}
+
+// ActorKey is the state key of an actor record.
+func ActorKey(id string) string { return "actor/" + id }
+
+// LoadActor reads an actor record through tx (so it enters the read set).
+func LoadActor(tx *Tx, id string) (Actor, bool) {
+	var a Actor
+	if !protocol.ValidID(id) {
+		return a, false
+	}
+	raw, ok := tx.Get(ActorKey(id))
+	if !ok || json.Unmarshal(raw, &a) != nil {
+		return Actor{}, false
+	}
+	return a, true
+}
