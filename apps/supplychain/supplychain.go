@@ -1,0 +1,717 @@
+// Package supplychain is duet's reference application: the warehouse
+// workflow of one package, from the supplier's signed manifest to the
+// courier's label.
+//
+// A supplier creates a package with a manifest it signs (ManifestBytes).
+// A warehouse operator then, in one session, scans the package, validates
+// it (the supplier's signature against the supplier's currently registered
+// key, and the observed contents against the manifest), records a quality
+// check and labels it for a registered courier. The stages are
+//
+//	created -> scanned -> validated | validation_failed -> qc_passed | qc_failed -> labeled
+//
+// and each step checks that the package is at the stage it needs. A failed
+// validation or quality check is a result, not an error: it moves the
+// package to a terminal stage that blocks the later steps.
+//
+// Everything here is a deterministic service.Handler: state is read and
+// written only through the service.Tx, the time is the op's timestamp, and
+// identifiers (tracking numbers) are derived by hashing the session id and
+// the op's seq. The package knows nothing of sessions, bundles or HTTP
+// servers; Register adds its routes to a service.Registry.
+package supplychain
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
+)
+
+// Roles of the supply-chain actors. Couriers are registered by an admin
+// (service.RoleAdmin).
+const (
+	RoleSupplier = "supplier"
+	RoleOperator = "operator"
+	RoleCourier  = "courier"
+	RoleAuditor  = "auditor"
+)
+
+// Stages of a package, in workflow order. StageValidationFailed,
+// StageQCFailed and StageLabeled are terminal.
+const (
+	StageCreated          = "created"
+	StageScanned          = "scanned"
+	StageValidated        = "validated"
+	StageValidationFailed = "validation_failed"
+	StageQCPassed         = "qc_passed"
+	StageQCFailed         = "qc_failed"
+	StageLabeled          = "labeled"
+)
+
+// Steps of the workflow, as recorded in a package's history.
+const (
+	StepCreate   = "create"
+	StepScan     = "scan"
+	StepValidate = "validate"
+	StepQC       = "qc"
+	StepLabel    = "label"
+)
+
+// Limits on request contents. Bodies are also bounded by protocol.MaxBody.
+const (
+	MaxItems          = 256           // items of one package
+	MaxQty            = 1_000_000_000 // units of one item
+	MaxDestinationLen = 256           // bytes
+	MaxItemNameLen    = 128           // bytes
+	MaxCourierNameLen = 128           // bytes
+	MaxNotesLen       = 4096          // bytes of QC notes
+)
+
+// Route paths.
+const (
+	PathPackages = "/v1/packages"
+	PathCouriers = "/v1/couriers"
+)
+
+// PackageKey is the state key of a package record.
+func PackageKey(id string) string { return "pkg/" + id }
+
+// CourierKey is the state key of a courier record.
+func CourierKey(id string) string { return "courier/" + id }
+
+// Item is one line of a package manifest.
+type Item struct {
+	SKU  string `json:"sku"`
+	Name string `json:"name"`
+	Qty  int64  `json:"qty"`
+}
+
+// Package is the state record of a package, stored as JSON under
+// PackageKey. Items are kept sorted by SKU. Validation, QC and Label are
+// set by their steps; History has one entry per successful step.
+type Package struct {
+	ID                string      `json:"id"`
+	Supplier          string      `json:"supplier"`
+	Destination       string      `json:"destination"`
+	Items             []Item      `json:"items"`
+	ManifestSignature []byte      `json:"manifest_signature"` // standard base64 in JSON
+	CreatedAt         int64       `json:"created_at"`         // op time, Unix milliseconds
+	Stage             string      `json:"stage"`
+	Validation        *Validation `json:"validation,omitempty"`
+	QC                *QC         `json:"qc,omitempty"`
+	Label             *Label      `json:"label,omitempty"`
+	History           []Event     `json:"history"`
+}
+
+// Event is one entry of a package's append-only history: which step, by
+// whom, in which op.
+type Event struct {
+	Step    string `json:"step"`
+	Actor   string `json:"actor"`
+	Session string `json:"session"`
+	Seq     uint64 `json:"seq"`
+	Time    int64  `json:"time"` // op time, Unix milliseconds
+}
+
+// ObservedItem is what the operator counted of one SKU.
+type ObservedItem struct {
+	SKU string `json:"sku"`
+	Qty int64  `json:"qty"`
+}
+
+// Discrepancy is one SKU whose observed quantity differs from the manifest;
+// a SKU missing on either side counts as 0 there.
+type Discrepancy struct {
+	SKU      string `json:"sku"`
+	Expected int64  `json:"expected"`
+	Observed int64  `json:"observed"`
+}
+
+// Validation is the result of the validate step, and its response body.
+// Discrepancies are sorted by SKU and never null.
+type Validation struct {
+	SignatureValid bool          `json:"signature_valid"`
+	ContentsMatch  bool          `json:"contents_match"`
+	Discrepancies  []Discrepancy `json:"discrepancies"`
+}
+
+// QC is the result of the quality check, and its response body. Checks is
+// a JSON object in canonical form (keys sorted at every level, compact).
+type QC struct {
+	Passed bool            `json:"passed"`
+	Notes  string          `json:"notes"`
+	Checks json.RawMessage `json:"checks"`
+}
+
+// Label is the result of the label step, and its response body.
+type Label struct {
+	TrackingNumber string `json:"tracking_number"`
+	CourierID      string `json:"courier_id"`
+	Destination    string `json:"destination"`
+}
+
+// Courier is the state record of a courier, stored as JSON under
+// CourierKey. ActorID, if set, names a registered actor with RoleCourier.
+type Courier struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	ActorID string `json:"actor_id,omitempty"`
+}
+
+// New returns service.NewRegistry() with Register applied.
+func New() *service.Registry {
+	r := service.NewRegistry()
+	Register(r)
+	return r
+}
+
+// Register adds the supply-chain routes and genesis loader to r.
+func Register(r *service.Registry) {
+	supplier := []string{RoleSupplier}
+	operator := []string{RoleOperator}
+	admin := []string{service.RoleAdmin}
+
+	r.Handle(http.MethodPost, PathPackages, supplier, handle(createPackage))
+	r.Handle(http.MethodPost, PathPackages+"/{id}/scan", operator, handle(scanPackage))
+	r.Handle(http.MethodPost, PathPackages+"/{id}/validate", operator, handle(validatePackage))
+	r.Handle(http.MethodPost, PathPackages+"/{id}/qc", operator, handle(qcPackage))
+	r.Handle(http.MethodPost, PathPackages+"/{id}/label", operator, handle(labelPackage))
+	r.Handle(http.MethodPost, PathCouriers, admin, handle(createCourier))
+
+	r.Handle(http.MethodGet, PathPackages+"/{id}", nil, handle(getPackage))
+	r.Handle(http.MethodGet, PathPackages+"/{id}/history", nil, handle(getHistory))
+	r.Handle(http.MethodGet, PathCouriers+"/{id}", nil, handle(getCourier))
+
+	r.Genesis(loadGenesis)
+}
+
+// ManifestBytes returns the bytes a supplier signs for a package manifest:
+//
+//	duet/manifest/v1\n<package id>\n<supplier actor id>\n<destination>\n
+//
+// followed by one line <sku>\t<name>\t<qty>\n per item, items sorted by
+// SKU. items itself is not reordered.
+func ManifestBytes(pkgID, supplier, destination string, items []Item) []byte {
+	sorted := slices.Clone(items)
+	slices.SortStableFunc(sorted, func(a, b Item) int { return strings.Compare(a.SKU, b.SKU) })
+	n := len("duet/manifest/v1\n") + len(pkgID) + len(supplier) + len(destination) + 3
+	for _, it := range sorted {
+		n += len(it.SKU) + len(it.Name) + 23
+	}
+	b := make([]byte, 0, n)
+	b = append(b, "duet/manifest/v1\n"...)
+	b = append(b, pkgID...)
+	b = append(b, '\n')
+	b = append(b, supplier...)
+	b = append(b, '\n')
+	b = append(b, destination...)
+	b = append(b, '\n')
+	for _, it := range sorted {
+		b = append(b, it.SKU...)
+		b = append(b, '\t')
+		b = append(b, it.Name...)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, it.Qty, 10)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// TrackingNumber derives the tracking number of the label made by op seq
+// of session: "TRK-" and the upper-case hex of the first 6 bytes of
+// sha256("duet/tracking/v1\n<session>\n<seq>").
+func TrackingNumber(session string, seq uint64) string {
+	h := sha256.Sum256(strconv.AppendUint([]byte("duet/tracking/v1\n"+session+"\n"), seq, 10))
+	return "TRK-" + strings.ToUpper(hex.EncodeToString(h[:6]))
+}
+
+// apiError is a rejected request: the status and code it maps to.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.msg }
+
+func malformed(err error) error {
+	return &apiError{http.StatusBadRequest, "MALFORMED", err.Error()}
+}
+
+func invalid(format string, args ...any) error {
+	return &apiError{http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf(format, args...)}
+}
+
+func conflict(format string, args ...any) error {
+	return &apiError{http.StatusConflict, "CONFLICT", fmt.Sprintf(format, args...)}
+}
+
+func precondition(format string, args ...any) error {
+	return &apiError{http.StatusConflict, "FAILED_PRECONDITION", fmt.Sprintf(format, args...)}
+}
+
+type handlerFunc func(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error)
+
+// handle adapts f to a service.Handler: the one place where errors become
+// responses. An error that is not an *apiError is a broken invariant (a
+// stored record that does not decode) and maps to 500 INTERNAL.
+func handle(f handlerFunc) service.Handler {
+	return func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
+		resp, err := f(tx, ctx, req)
+		if err == nil {
+			return resp
+		}
+		if e, ok := errors.AsType[*apiError](err); ok {
+			return service.Error(e.status, e.code, e.msg)
+		}
+		return service.Error(http.StatusInternalServerError, "INTERNAL", err.Error())
+	}
+}
+
+// decodeBody strictly decodes a request body into v; an empty body is
+// allowed only if emptyOK.
+func decodeBody(body []byte, v any, emptyOK bool) error {
+	if emptyOK && len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if err := service.DecodeJSON(body, v); err != nil {
+		return malformed(err)
+	}
+	return nil
+}
+
+func checkID(what, id string) error {
+	if !protocol.ValidID(id) {
+		return invalid("%s %q: must be 1-64 characters of A-Za-z0-9._-", what, truncate(id))
+	}
+	return nil
+}
+
+// checkText checks a free-text field that ends up in signed, line-based
+// bytes: minLen..maxLen bytes, no tab, CR or LF.
+func checkText(what, s string, minLen, maxLen int) error {
+	if len(s) < minLen || len(s) > maxLen {
+		return invalid("%s must be %d-%d bytes, got %d", what, minLen, maxLen, len(s))
+	}
+	if strings.ContainsAny(s, "\t\r\n") {
+		return invalid("%s must not contain a tab or a line break", what)
+	}
+	return nil
+}
+
+// truncate bounds user input quoted in messages.
+func truncate(s string) string {
+	if len(s) > protocol.MaxIDLen {
+		return s[:protocol.MaxIDLen] + "..."
+	}
+	return s
+}
+
+func loadPackage(tx *service.Tx, id string) (*Package, error) {
+	if err := checkID("package id", id); err != nil {
+		return nil, err
+	}
+	raw, ok := tx.Get(PackageKey(id))
+	if !ok {
+		return nil, notFound("package %s not found", id)
+	}
+	var p Package
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("decode package %s: %w", id, err)
+	}
+	return &p, nil
+}
+
+func loadCourier(tx *service.Tx, id string) (*Courier, error) {
+	if err := checkID("courier id", id); err != nil {
+		return nil, err
+	}
+	raw, ok := tx.Get(CourierKey(id))
+	if !ok {
+		return nil, notFound("courier %s not found", id)
+	}
+	var c Courier
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("decode courier %s: %w", id, err)
+	}
+	return &c, nil
+}
+
+// requires returns the stages at which step may run.
+func requires(step string) []string {
+	switch step {
+	case StepScan:
+		return []string{StageCreated, StageScanned}
+	case StepValidate:
+		return []string{StageScanned}
+	case StepQC:
+		return []string{StageValidated}
+	case StepLabel:
+		return []string{StageQCPassed}
+	}
+	panic("supplychain: unknown step " + step)
+}
+
+// openStep loads the package named by the path and checks that step may run
+// at its stage.
+func openStep(tx *service.Tx, req *service.Request, step string) (*Package, error) {
+	p, err := loadPackage(tx, req.Param("id"))
+	if err != nil {
+		return nil, err
+	}
+	need := requires(step)
+	if !slices.Contains(need, p.Stage) {
+		return nil, precondition("package %s is at stage %q; %s requires stage %s",
+			p.ID, p.Stage, step, quoteList(need))
+	}
+	return p, nil
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, " or ")
+}
+
+// record moves p to stage, appends the step to its history and writes it.
+func record(tx *service.Tx, ctx *service.Context, p *Package, step, stage string) {
+	p.Stage = stage
+	p.History = append(p.History, Event{Step: step, Actor: ctx.Actor.ID, Session: ctx.Session, Seq: ctx.Seq, Time: ctx.Time})
+	tx.Put(PackageKey(p.ID), service.MustJSON(p))
+}
+
+type createRequest struct {
+	ID                string `json:"id"`
+	Destination       string `json:"destination"`
+	Items             []Item `json:"items"`
+	ManifestSignature string `json:"manifest_signature"`
+}
+
+func createPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	var body createRequest
+	if err := decodeBody(req.Body, &body, false); err != nil {
+		return service.Response{}, err
+	}
+	if err := checkID("package id", body.ID); err != nil {
+		return service.Response{}, err
+	}
+	if err := checkText("destination", body.Destination, 1, MaxDestinationLen); err != nil {
+		return service.Response{}, err
+	}
+	if err := checkItems(body.Items); err != nil {
+		return service.Response{}, err
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(body.ManifestSignature)
+	if err != nil || len(sig) != 64 || base64.StdEncoding.EncodeToString(sig) != body.ManifestSignature {
+		return service.Response{}, invalid("manifest_signature must be the standard base64 of a 64-byte Ed25519 signature")
+	}
+	if !protocol.Verify(ctx.Actor.PublicKey, ManifestBytes(body.ID, ctx.Actor.ID, body.Destination, body.Items), sig) {
+		return service.Response{}, invalid("manifest signature does not verify")
+	}
+	if _, exists := tx.Get(PackageKey(body.ID)); exists {
+		return service.Response{}, conflict("package %s already exists", body.ID)
+	}
+	items := slices.Clone(body.Items)
+	slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.SKU, b.SKU) })
+	p := &Package{
+		ID:                body.ID,
+		Supplier:          ctx.Actor.ID,
+		Destination:       body.Destination,
+		Items:             items,
+		ManifestSignature: sig,
+		CreatedAt:         ctx.Time,
+	}
+	record(tx, ctx, p, StepCreate, StageCreated)
+	return service.JSON(http.StatusCreated, map[string]*Package{"package": p}), nil
+}
+
+func checkItems(items []Item) error {
+	if len(items) == 0 || len(items) > MaxItems {
+		return invalid("items must hold 1-%d items, got %d", MaxItems, len(items))
+	}
+	seen := make(map[string]bool, len(items))
+	for i, it := range items {
+		if err := checkID(fmt.Sprintf("items[%d].sku", i), it.SKU); err != nil {
+			return err
+		}
+		if seen[it.SKU] {
+			return invalid("items[%d].sku %s is listed twice", i, it.SKU)
+		}
+		seen[it.SKU] = true
+		if err := checkText(fmt.Sprintf("items[%d].name", i), it.Name, 1, MaxItemNameLen); err != nil {
+			return err
+		}
+		if it.Qty < 1 || it.Qty > MaxQty {
+			return invalid("items[%d].qty must be 1-%d, got %d", i, MaxQty, it.Qty)
+		}
+	}
+	return nil
+}
+
+func scanPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	var body struct{}
+	if err := decodeBody(req.Body, &body, true); err != nil {
+		return service.Response{}, err
+	}
+	p, err := openStep(tx, req, StepScan)
+	if err != nil {
+		return service.Response{}, err
+	}
+	record(tx, ctx, p, StepScan, StageScanned)
+	return service.JSON(http.StatusOK, struct {
+		PackageID     string `json:"package_id"`
+		ExpectedItems []Item `json:"expected_items"`
+	}{p.ID, p.Items}), nil
+}
+
+func validatePackage(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	var body struct {
+		ObservedItems *[]ObservedItem `json:"observed_items"`
+	}
+	if err := decodeBody(req.Body, &body, false); err != nil {
+		return service.Response{}, err
+	}
+	if body.ObservedItems == nil {
+		return service.Response{}, invalid("observed_items is required ([] if nothing was found)")
+	}
+	observed := *body.ObservedItems
+	if len(observed) > MaxItems {
+		return service.Response{}, invalid("observed_items must hold at most %d items, got %d", MaxItems, len(observed))
+	}
+	counted := make(map[string]int64, len(observed))
+	for i, it := range observed {
+		if err := checkID(fmt.Sprintf("observed_items[%d].sku", i), it.SKU); err != nil {
+			return service.Response{}, err
+		}
+		if _, dup := counted[it.SKU]; dup {
+			return service.Response{}, invalid("observed_items[%d].sku %s is listed twice", i, it.SKU)
+		}
+		if it.Qty < 0 || it.Qty > MaxQty {
+			return service.Response{}, invalid("observed_items[%d].qty must be 0-%d, got %d", i, MaxQty, it.Qty)
+		}
+		counted[it.SKU] = it.Qty
+	}
+	p, err := openStep(tx, req, StepValidate)
+	if err != nil {
+		return service.Response{}, err
+	}
+
+	v := &Validation{Discrepancies: discrepancies(p.Items, observed)}
+	v.ContentsMatch = len(v.Discrepancies) == 0
+	// The supplier's current key: a key revoked or rotated since creation
+	// no longer vouches for the manifest.
+	if a, ok := service.LoadActor(tx, p.Supplier); ok {
+		v.SignatureValid = protocol.Verify(a.PublicKey, ManifestBytes(p.ID, p.Supplier, p.Destination, p.Items), p.ManifestSignature)
+	}
+	p.Validation = v
+	stage := StageValidated
+	if !v.SignatureValid || !v.ContentsMatch {
+		stage = StageValidationFailed
+	}
+	record(tx, ctx, p, StepValidate, stage)
+	return service.JSON(http.StatusOK, v), nil
+}
+
+// discrepancies compares observed against expected by SKU; the result is
+// sorted by SKU and never nil.
+func discrepancies(expected []Item, observed []ObservedItem) []Discrepancy {
+	want := make(map[string]int64, len(expected))
+	got := make(map[string]int64, len(observed))
+	skus := make([]string, 0, len(expected)+len(observed))
+	for _, it := range expected {
+		want[it.SKU] = it.Qty
+		skus = append(skus, it.SKU)
+	}
+	for _, it := range observed {
+		got[it.SKU] = it.Qty
+		if _, ok := want[it.SKU]; !ok {
+			skus = append(skus, it.SKU)
+		}
+	}
+	slices.Sort(skus)
+	out := []Discrepancy{}
+	for _, sku := range slices.Compact(skus) {
+		if want[sku] != got[sku] {
+			out = append(out, Discrepancy{SKU: sku, Expected: want[sku], Observed: got[sku]})
+		}
+	}
+	return out
+}
+
+func qcPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	var body struct {
+		Passed *bool           `json:"passed"`
+		Notes  string          `json:"notes"`
+		Checks json.RawMessage `json:"checks"`
+	}
+	if err := decodeBody(req.Body, &body, false); err != nil {
+		return service.Response{}, err
+	}
+	if body.Passed == nil {
+		return service.Response{}, invalid("passed is required")
+	}
+	if len(body.Notes) > MaxNotesLen {
+		return service.Response{}, invalid("notes must be at most %d bytes, got %d", MaxNotesLen, len(body.Notes))
+	}
+	checks, err := canonicalObject(body.Checks)
+	if err != nil {
+		return service.Response{}, invalid("checks must be a JSON object: %v", err)
+	}
+	p, err := openStep(tx, req, StepQC)
+	if err != nil {
+		return service.Response{}, err
+	}
+	q := &QC{Passed: *body.Passed, Notes: body.Notes, Checks: checks}
+	p.QC = q
+	stage := StageQCPassed
+	if !q.Passed {
+		stage = StageQCFailed
+	}
+	record(tx, ctx, p, StepQC, stage)
+	return service.JSON(http.StatusOK, q), nil
+}
+
+// canonicalObject re-encodes a JSON object with keys sorted at every level
+// and no insignificant space; numbers keep their literal text. Absent or
+// null is the empty object.
+func canonicalObject(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return json.RawMessage("{}"), nil
+	}
+	return json.Marshal(m)
+}
+
+func labelPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	var body struct {
+		CourierID string `json:"courier_id"`
+	}
+	if err := decodeBody(req.Body, &body, false); err != nil {
+		return service.Response{}, err
+	}
+	if err := checkID("courier_id", body.CourierID); err != nil {
+		return service.Response{}, err
+	}
+	p, err := openStep(tx, req, StepLabel)
+	if err != nil {
+		return service.Response{}, err
+	}
+	c, err := loadCourier(tx, body.CourierID)
+	if err != nil {
+		return service.Response{}, err
+	}
+	l := &Label{TrackingNumber: TrackingNumber(ctx.Session, ctx.Seq), CourierID: c.ID, Destination: p.Destination}
+	p.Label = l
+	record(tx, ctx, p, StepLabel, StageLabeled)
+	return service.JSON(http.StatusOK, l), nil
+}
+
+func createCourier(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	var c Courier
+	if err := decodeBody(req.Body, &c, false); err != nil {
+		return service.Response{}, err
+	}
+	if err := putCourier(tx, &c); err != nil {
+		return service.Response{}, err
+	}
+	return service.JSON(http.StatusCreated, map[string]*Courier{"courier": &c}), nil
+}
+
+// putCourier checks a new courier record and writes it.
+func putCourier(tx *service.Tx, c *Courier) error {
+	if err := checkID("courier id", c.ID); err != nil {
+		return err
+	}
+	if err := checkText("courier name", c.Name, 1, MaxCourierNameLen); err != nil {
+		return err
+	}
+	if c.ActorID != "" {
+		if err := checkID("actor_id", c.ActorID); err != nil {
+			return err
+		}
+		a, ok := service.LoadActor(tx, c.ActorID)
+		if !ok {
+			return notFound("actor %s not found", c.ActorID)
+		}
+		if a.Role != RoleCourier {
+			return invalid("actor %s has role %q, a courier's actor needs role %q", a.ID, a.Role, RoleCourier)
+		}
+	}
+	if _, exists := tx.Get(CourierKey(c.ID)); exists {
+		return conflict("courier %s already exists", c.ID)
+	}
+	tx.Put(CourierKey(c.ID), service.MustJSON(c))
+	return nil
+}
+
+func getPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	p, err := loadPackage(tx, req.Param("id"))
+	if err != nil {
+		return service.Response{}, err
+	}
+	return service.JSON(http.StatusOK, map[string]*Package{"package": p}), nil
+}
+
+func getHistory(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	p, err := loadPackage(tx, req.Param("id"))
+	if err != nil {
+		return service.Response{}, err
+	}
+	return service.JSON(http.StatusOK, struct {
+		PackageID string  `json:"package_id"`
+		History   []Event `json:"history"`
+	}{p.ID, p.History}), nil
+}
+
+func getCourier(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	c, err := loadCourier(tx, req.Param("id"))
+	if err != nil {
+		return service.Response{}, err
+	}
+	return service.JSON(http.StatusOK, map[string]*Courier{"courier": c}), nil
+}
+
+// Genesis is the application part of the genesis state ("app" in
+// service.Registry.InitGenesis). Actors named by couriers must be among the
+// genesis actors.
+type Genesis struct {
+	Couriers []Courier `json:"couriers"`
+}
+
+func loadGenesis(tx *service.Tx, raw json.RawMessage) error {
+	var g Genesis
+	if err := service.DecodeJSON(raw, &g); err != nil {
+		return fmt.Errorf("supplychain genesis: %w", err)
+	}
+	for i := range g.Couriers {
+		if err := putCourier(tx, &g.Couriers[i]); err != nil {
+			return fmt.Errorf("supplychain genesis: courier %q: %w", truncate(g.Couriers[i].ID), err)
+		}
+	}
+	return nil
+}

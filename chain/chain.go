@@ -1,0 +1,174 @@
+// Package chain runs one duet L1 node: CometBFT in-process with the ledger
+// application through a local ABCI client. A validator and an L2 node's
+// follower are the same thing here; genesis decides who votes.
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	cmtcfg "github.com/cometbft/cometbft/config"
+	cmtlog "github.com/cometbft/cometbft/libs/log"
+	"github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+	"github.com/spf13/viper"
+
+	"github.com/duet-bft/duet/ledger"
+	"github.com/duet-bft/duet/service"
+)
+
+// Config says which home to run and with which application.
+type Config struct {
+	// Home is the node's directory: config/ (config.toml, genesis.json,
+	// keys) and data/. Required.
+	Home string
+	// Registry is the application. Required.
+	Registry *service.Registry
+	// LogLevel of CometBFT's own log: "error" (default), "info" or "debug".
+	LogLevel string
+	// LogOutput receives CometBFT's log; nil means os.Stderr.
+	LogOutput io.Writer
+	// Logger receives duet's logs; nil discards.
+	Logger *slog.Logger
+}
+
+// Validate reports a config that cannot work.
+func (c *Config) Validate() error {
+	if c.Home == "" {
+		return errors.New("chain: Config.Home is required")
+	}
+	if c.Registry == nil {
+		return errors.New("chain: Config.Registry is required")
+	}
+	return nil
+}
+
+// Node is a running CometBFT node with its ledger.
+type Node struct {
+	CometBFT *node.Node
+	App      *ledger.App
+	Config   *cmtcfg.Config
+}
+
+// LoadConfig reads home/config/config.toml the way CometBFT does.
+func LoadConfig(home string) (*cmtcfg.Config, error) {
+	v := viper.New()
+	v.SetConfigFile(filepath.Join(home, "config", "config.toml"))
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("chain: read config: %w", err)
+	}
+	conf := cmtcfg.DefaultConfig()
+	if err := v.Unmarshal(conf); err != nil {
+		return nil, fmt.Errorf("chain: parse config: %w", err)
+	}
+	conf.SetRoot(home)
+	if err := conf.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("chain: invalid config: %w", err)
+	}
+	return conf, nil
+}
+
+// Start opens the ledger state under home/data/app and starts the node.
+func Start(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	conf, err := LoadConfig(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	app, err := ledger.New(ledgerConfig(cfg), cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	nodeKey, err := p2p.LoadNodeKey(conf.NodeKeyFile())
+	if err != nil {
+		app.Close()
+		return nil, fmt.Errorf("chain: node key: %w", err)
+	}
+	pv := privval.LoadOrGenFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
+	out := cfg.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	lvl := cfg.LogLevel
+	if lvl == "" {
+		lvl = "error"
+	}
+	allow, err := cmtlog.AllowLevel(lvl)
+	if err != nil {
+		app.Close()
+		return nil, fmt.Errorf("chain: %w", err)
+	}
+	logger := cmtlog.NewFilter(cmtlog.NewTMLogger(cmtlog.NewSyncWriter(out)), allow)
+	n, err := node.NewNode(conf, pv, nodeKey, proxy.NewLocalClientCreator(app),
+		node.DefaultGenesisDocProviderFunc(conf), cmtcfg.DefaultDBProvider,
+		node.DefaultMetricsProvider(conf.Instrumentation), logger)
+	if err != nil {
+		app.Close()
+		return nil, fmt.Errorf("chain: new node: %w", err)
+	}
+	if err := n.Start(); err != nil {
+		app.Close()
+		return nil, fmt.Errorf("chain: start node: %w", err)
+	}
+	return &Node{CometBFT: n, App: app, Config: conf}, nil
+}
+
+func ledgerConfig(cfg Config) ledger.Config {
+	lc := ledger.DefaultConfig(filepath.Join(cfg.Home, "data", "app"))
+	lc.Logger = cfg.Logger
+	return lc
+}
+
+// Stop stops the node and closes the ledger state.
+func (n *Node) Stop() error {
+	err := n.CometBFT.Stop()
+	n.CometBFT.Wait()
+	if cerr := n.App.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// RPCAddress returns the node's CometBFT RPC URL (http://host:port).
+func (n *Node) RPCAddress() string { return RPCURL(n.Config.RPC.ListenAddress) }
+
+// RPCURL turns a tcp:// listen address into an http:// URL.
+func RPCURL(listen string) string {
+	const p = "tcp://"
+	if len(listen) > len(p) && listen[:len(p)] == p {
+		return "http://" + listen[len(p):]
+	}
+	return listen
+}
+
+// Tune applies duet's consensus settings to conf: no commit delay, no empty
+// blocks, fast gossip on loopback, timeouts that only matter on faults.
+// Measured effects are in docs/cometbft.md.
+func Tune(conf *cmtcfg.Config, namespace string) {
+	c := conf.Consensus
+	c.TimeoutCommit = 0
+	c.SkipTimeoutCommit = true
+	c.CreateEmptyBlocks = false
+	c.PeerGossipSleepDuration = 2 * time.Millisecond
+	c.TimeoutPropose = time.Second
+	c.TimeoutPrevote = 200 * time.Millisecond
+	c.TimeoutPrecommit = 200 * time.Millisecond
+	conf.P2P.FlushThrottleTimeout = time.Millisecond
+	conf.P2P.PexReactor = false
+	conf.P2P.AddrBookStrict = false
+	conf.P2P.AllowDuplicateIP = true
+	conf.RPC.MaxSubscriptionsPerClient = 1000
+	conf.RPC.MaxSubscriptionClients = 1000
+	conf.RPC.TimeoutBroadcastTxCommit = 30 * time.Second
+	conf.Instrumentation.Namespace = namespace
+	conf.LogLevel = "error"
+}

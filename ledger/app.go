@@ -1,0 +1,544 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	dbm "github.com/cosmos/cosmos-db"
+	"github.com/cosmos/iavl"
+	iavldb "github.com/cosmos/iavl/db"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
+)
+
+// Config configures an App.
+type Config struct {
+	// Dir holds the application state (an IAVL tree in goleveldb). Required.
+	Dir string
+	// MaxFutureSkew is how far past the block time an op timestamp may be.
+	// Default 10s.
+	MaxFutureSkew time.Duration
+	// MaxOpAge is how far before the block time an op timestamp may be: the
+	// longest a session may stay open on L2 plus the time to commit it.
+	// Default 24h.
+	MaxOpAge time.Duration
+	// CacheSize is the IAVL node cache, in nodes. Default 100000.
+	CacheSize int
+	// Logger receives operational logs; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented on Config, for dir.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, MaxFutureSkew: 10 * time.Second, MaxOpAge: 24 * time.Hour, CacheSize: 100000}
+}
+
+// Validate reports a config that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("ledger: Config.Dir is required")
+	case c.MaxFutureSkew <= 0 || c.MaxOpAge <= 0:
+		return errors.New("ledger: MaxFutureSkew and MaxOpAge must be positive")
+	case c.CacheSize < 0:
+		return errors.New("ledger: CacheSize must not be negative")
+	}
+	return nil
+}
+
+// Keys of the ledger's own records. Handlers can read but never write them.
+const (
+	sessionPrefix  = service.ReservedPrefix + "session/"
+	evidencePrefix = service.ReservedPrefix + "evidence/"
+)
+
+// SessionKey is the state key of a committed session's record.
+func SessionKey(id string) string { return sessionPrefix + id }
+
+// SessionRecord is what the ledger keeps of each applied session.
+type SessionRecord struct {
+	Session string `json:"session"`
+	Actor   string `json:"actor"`
+	Node    string `json:"node"`
+	Height  int64  `json:"height"`
+	TxHash  string `json:"tx_hash"`
+	Ops     int    `json:"ops"`
+	Results string `json:"results"`
+}
+
+// Evidence is recorded when a node's claimed results differ from what every
+// honest validator computes.
+type Evidence struct {
+	Node    string `json:"node"`
+	Session string `json:"session"`
+	Height  int64  `json:"height"`
+	TxHash  string `json:"tx_hash"`
+	Seq     int    `json:"seq"`     // first op whose result differs
+	Claimed string `json:"claimed"` // result hash the node signed
+	Actual  string `json:"actual"`  // result hash of re-execution
+}
+
+// App is the L1 application. All ABCI calls arrive serialised (CometBFT's
+// local client holds one mutex); Committed is safe to call concurrently.
+type App struct {
+	abci.BaseApplication
+	cfg  Config
+	reg  *service.Registry
+	log  *slog.Logger
+	db   dbm.DB
+	tree *iavl.MutableTree
+
+	// block in progress (FinalizeBlock .. Commit)
+	height int64
+
+	mu struct {
+		sync.RWMutex
+		committed *iavl.ImmutableTree
+		listeners []func(height int64)
+	}
+}
+
+var _ abci.Application = (*App)(nil)
+
+// New opens (or creates) the state in cfg.Dir and loads the latest version.
+func New(cfg Config, reg *service.Registry) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db, err := dbm.NewGoLevelDB("state", cfg.Dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: open state: %w", err)
+	}
+	tree := iavl.NewMutableTree(iavldb.NewWrapper(db), cfg.CacheSize, false, iavl.NewNopLogger(), iavl.SyncOption(true))
+	if _, err := tree.Load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ledger: load state: %w", err)
+	}
+	a := &App{cfg: cfg, reg: reg, log: log, db: db, tree: tree}
+	if err := a.refreshCommitted(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close releases the state database.
+func (a *App) Close() error { return a.db.Close() }
+
+func (a *App) refreshCommitted() error {
+	imm, err := a.tree.GetImmutable(a.tree.Version())
+	if err != nil {
+		if a.tree.Version() != 0 {
+			return fmt.Errorf("ledger: committed view at %d: %w", a.tree.Version(), err)
+		}
+		imm = iavl.NewImmutableTree(iavldb.NewMemDB(), 0, true, iavl.NewNopLogger())
+	}
+	a.mu.Lock()
+	a.mu.committed = imm
+	listeners := a.mu.listeners
+	a.mu.Unlock()
+	for _, f := range listeners {
+		f(imm.Version())
+	}
+	return nil
+}
+
+// Committed returns a read-only view of the last committed state and its
+// height. It is safe for concurrent use and stays valid after later commits.
+func (a *App) Committed() (service.Store, int64) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return treeStore{a.mu.committed}, a.mu.committed.Version()
+}
+
+// OnCommit registers f to be called (synchronously, inside Commit) with each
+// newly committed height.
+func (a *App) OnCommit(f func(height int64)) {
+	a.mu.Lock()
+	a.mu.listeners = append(a.mu.listeners, f)
+	a.mu.Unlock()
+}
+
+// Info reports the last committed height and app hash for the handshake.
+func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, error) {
+	return &abci.ResponseInfo{
+		Data:             "duet",
+		Version:          "1",
+		AppVersion:       1,
+		LastBlockHeight:  a.tree.Version(),
+		LastBlockAppHash: a.tree.Hash(),
+	}, nil
+}
+
+// InitChain loads the genesis app state: actors and the application's own.
+func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
+	if req.InitialHeight > 1 {
+		return nil, fmt.Errorf("ledger: initial height %d not supported (must be 1)", req.InitialHeight)
+	}
+	tx := service.NewTx(treeStore{a.tree})
+	if err := a.reg.InitGenesis(tx, req.AppStateBytes); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if err := a.applyWrites(tx.Writes(), 0); err != nil {
+		return nil, err
+	}
+	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil
+}
+
+// PrepareProposal keeps the mempool's order and respects MaxTxBytes.
+func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	var out [][]byte
+	var size int64
+	for _, tx := range req.Txs {
+		size += int64(len(tx))
+		if size > req.MaxTxBytes {
+			break
+		}
+		out = append(out, tx)
+	}
+	return &abci.ResponsePrepareProposal{Txs: out}, nil
+}
+
+// ProcessProposal accepts every proposal: a bad transaction is judged in
+// FinalizeBlock (as a result code), never by refusing the block.
+func (a *App) ProcessProposal(context.Context, *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
+}
+
+// CheckTx admits a batch to the mempool only if it decodes and every
+// signature in it (the L2 node's and every actor's, over the op chain)
+// verifies against the committed registry.
+func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	if req.Type == abci.CheckTxType_Recheck {
+		return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil // signatures do not change validity
+	}
+	batch, err := protocol.DecodeBatch(req.Tx)
+	if err != nil {
+		return &abci.ResponseCheckTx{Code: uint32(protocol.CodeMalformed), Log: err.Error()}, nil
+	}
+	st, _ := a.Committed()
+	tx := service.NewTx(st)
+	for i := range batch.Bundles {
+		b := &batch.Bundles[i]
+		if code, msg := checkNode(tx, b); code != protocol.CodeOK {
+			return &abci.ResponseCheckTx{Code: uint32(code), Log: fmt.Sprintf("bundle %d (%s): %s", i, b.Session, msg)}, nil
+		}
+		actor, ok := service.LoadActor(tx, b.Actor)
+		if !ok {
+			return &abci.ResponseCheckTx{Code: uint32(protocol.CodeUnauthenticated), Log: fmt.Sprintf("bundle %d (%s): unknown actor %q", i, b.Session, b.Actor)}, nil
+		}
+		if bad := b.VerifyOps(actor.PublicKey); bad >= 0 {
+			return &abci.ResponseCheckTx{Code: uint32(protocol.CodeUnauthenticated), Log: fmt.Sprintf("bundle %d (%s): op %d: bad signature", i, b.Session, bad)}, nil
+		}
+	}
+	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil
+}
+
+// checkNode verifies that the bundle comes from a registered L2 node.
+func checkNode(tx *service.Tx, b *protocol.Bundle) (protocol.Code, string) {
+	node, ok := service.LoadActor(tx, b.Node)
+	if !ok {
+		return protocol.CodeUnauthenticated, "unknown node " + b.Node
+	}
+	if node.Role != service.RoleL2 {
+		return protocol.CodePermissionDenied, fmt.Sprintf("actor %s has role %q, not %q", b.Node, node.Role, service.RoleL2)
+	}
+	if !b.VerifyNode(node.PublicKey) {
+		return protocol.CodeUnauthenticated, "bad node signature"
+	}
+	return protocol.CodeOK, ""
+}
+
+// FinalizeBlock judges every bundle of every transaction and applies the
+// accepted ones, in block order.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	a.height = req.Height
+	blk := block{height: req.Height, timeMs: req.Time.UnixMilli(),
+		minTime: req.Time.Add(-a.cfg.MaxOpAge).UnixMilli(), maxTime: req.Time.Add(a.cfg.MaxFutureSkew).UnixMilli()}
+	results := make([]*abci.ExecTxResult, len(req.Txs))
+	for i, raw := range req.Txs {
+		r, err := a.deliver(&blk, raw)
+		if err != nil {
+			return nil, err // storage failure: halt rather than diverge
+		}
+		results[i] = r
+	}
+	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.tree.WorkingHash()}, nil
+}
+
+type block struct {
+	height           int64
+	timeMs           int64
+	minTime, maxTime int64
+}
+
+func (a *App) deliver(blk *block, raw []byte) (*abci.ExecTxResult, error) {
+	batch, err := protocol.DecodeBatch(raw)
+	if err != nil {
+		return &abci.ExecTxResult{Code: uint32(protocol.CodeMalformed), Log: err.Error()}, nil
+	}
+	sum := sha256.Sum256(raw)
+	txHash := strings.ToUpper(hex.EncodeToString(sum[:]))
+	outs := make([]protocol.Outcome, len(batch.Bundles))
+	events := make([]abci.Event, len(batch.Bundles))
+	for i := range batch.Bundles {
+		b := &batch.Bundles[i]
+		v, err := a.judge(blk, txHash, b)
+		if err != nil {
+			return nil, err
+		}
+		outs[i] = protocol.Outcome{Session: b.Session, Code: v.code, Results: v.results}
+		events[i] = abci.Event{Type: "bundle", Attributes: []abci.EventAttribute{
+			{Key: "session", Value: b.Session, Index: true},
+			{Key: "node", Value: b.Node, Index: true},
+			{Key: "code", Value: v.code.String(), Index: true},
+			{Key: "results", Value: v.results.String()},
+			{Key: "reason", Value: v.reason},
+		}}
+	}
+	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Data: protocol.EncodeOutcomes(outs), Events: events}, nil
+}
+
+type verdict struct {
+	code    protocol.Code
+	results protocol.Hash
+	reason  string
+}
+
+func reject(code protocol.Code, format string, args ...any) verdict {
+	return verdict{code: code, reason: fmt.Sprintf(format, args...)}
+}
+
+// judge decides one bundle against the working state and applies it if it
+// is accepted. A returned error is a storage failure, never a verdict.
+func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, error) {
+	st := treeStore{a.tree}
+	if _, ver, err := st.Get(SessionKey(b.Session)); err != nil {
+		return verdict{}, err
+	} else if ver != 0 {
+		return reject(protocol.CodeAlreadyCommitted, "session %s was applied at height %d", b.Session, ver), nil
+	}
+	tx := service.NewTx(st)
+	if code, msg := checkNode(tx, b); code != protocol.CodeOK {
+		return reject(code, "%s", msg), nil
+	}
+	if msg := sessionShape(b); msg != "" {
+		return reject(protocol.CodeInvalidSession, "%s", msg), nil
+	}
+	prevTime := int64(0)
+	for i := range b.Ops {
+		t := b.Ops[i].Time
+		if t < blk.minTime || t > blk.maxTime || t < prevTime {
+			return reject(protocol.CodeTimeOutOfBounds, "op %d time %d outside [%d, %d] or before op %d", i, t, max(blk.minTime, prevTime), blk.maxTime, i-1), nil
+		}
+		prevTime = t
+	}
+	for _, r := range b.Reads {
+		_, ver, err := st.Get(r.Key)
+		if err != nil {
+			return verdict{}, err
+		}
+		if ver != r.Version {
+			return reject(protocol.CodeConflict, "read %s at version %d, now %d", r.Key, r.Version, ver), nil
+		}
+	}
+
+	// Re-execute. A fresh Tx: the node's lookup above must not enter the
+	// session's read set.
+	tx = service.NewTx(st)
+	results := make([]protocol.Hash, len(b.Ops))
+	mismatch := -1
+	prev := protocol.ZeroHash
+	for i := range b.Ops {
+		op := &b.Ops[i]
+		signed := b.OpSigningBytes(i, prev)
+		prev = protocol.OpHash(signed)
+		resp := a.reg.Apply(tx, &service.Op{Session: b.Session, Seq: uint64(i), Actor: b.Actor,
+			Method: op.Method, Path: op.Path, Body: op.Body, Signed: signed, Signature: op.Signature, Time: op.Time})
+		if resp.Status == http.StatusUnauthorized {
+			return reject(protocol.CodeUnauthenticated, "op %d: %s", i, resp.Body), nil
+		}
+		results[i] = resp.Hash()
+		if mismatch < 0 && results[i] != op.Result {
+			mismatch = i
+		}
+	}
+	digest := protocol.ResultsDigest(results)
+	if mismatch >= 0 {
+		ev := Evidence{Node: b.Node, Session: b.Session, Height: blk.height, TxHash: txHash, Seq: mismatch,
+			Claimed: b.Ops[mismatch].Result.String(), Actual: results[mismatch].String()}
+		key := fmt.Sprintf("%s%s/%s/%s", evidencePrefix, b.Node, pad(blk.height), b.Session)
+		if err := a.put(key, service.MustJSON(ev), blk.height); err != nil {
+			return verdict{}, err
+		}
+		return verdict{code: protocol.CodeResultMismatch, results: digest,
+			reason: fmt.Sprintf("op %d: claimed result %s, re-execution gives %s", mismatch, ev.Claimed, ev.Actual)}, nil
+	}
+	if err := a.applyWrites(tx.Writes(), blk.height); err != nil {
+		return verdict{}, err
+	}
+	rec := SessionRecord{Session: b.Session, Actor: b.Actor, Node: b.Node, Height: blk.height, TxHash: txHash,
+		Ops: len(b.Ops), Results: digest.String()}
+	if err := a.put(SessionKey(b.Session), service.MustJSON(rec), blk.height); err != nil {
+		return verdict{}, err
+	}
+	return verdict{code: protocol.CodeOK, results: digest}, nil
+}
+
+// sessionShape checks that the ops form a session: start (seq 0) ... commit
+// (last), or a single direct-mode op that is neither. It returns "" if so.
+func sessionShape(b *protocol.Bundle) string {
+	first, last := &b.Ops[0], &b.Ops[len(b.Ops)-1]
+	isStart := first.Method == http.MethodPost && first.Path == service.PathSessions
+	if len(b.Ops) == 1 {
+		if isStart || strings.HasPrefix(first.Path, service.PathSessions+"/") {
+			return "a one-op session must be a direct-mode operation, not a session start, commit or abort"
+		}
+		return ""
+	}
+	if !isStart {
+		return "op 0 is not a session start (POST " + service.PathSessions + ")"
+	}
+	if last.Method != http.MethodPost || last.Path != service.CommitPath(b.Session) {
+		return "last op is not the commit of session " + b.Session
+	}
+	for i := 1; i < len(b.Ops)-1; i++ {
+		if strings.HasPrefix(b.Ops[i].Path, service.PathSessions) {
+			return fmt.Sprintf("op %d: session control inside a session", i)
+		}
+	}
+	return ""
+}
+
+func pad(h int64) string { return fmt.Sprintf("%020d", h) }
+
+func (a *App) put(key string, value []byte, height int64) error {
+	if _, err := a.tree.Set([]byte(key), encodeValue(uint64(height), value)); err != nil {
+		return fmt.Errorf("ledger: set %q: %w", key, err)
+	}
+	return nil
+}
+
+func (a *App) applyWrites(writes []service.KV, height int64) error {
+	for _, kv := range writes {
+		if err := a.put(kv.Key, kv.Value, height); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Commit persists the block's state; height, state and app hash are saved
+// in one atomic write.
+func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	_, version, err := a.tree.SaveVersion()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: commit: %w", err)
+	}
+	if a.height != 0 && version != a.height {
+		panic(fmt.Sprintf("ledger: committed version %d for height %d", version, a.height))
+	}
+	if err := a.refreshCommitted(); err != nil {
+		return nil, err
+	}
+	return &abci.ResponseCommit{}, nil
+}
+
+// Query answers, on the last committed state:
+//
+//	/store        Data = key: raw value, version in Info; Prove adds an ics23 proof
+//	/session/<id> the session's SessionRecord
+//	/evidence     every Evidence record (/evidence/<node> for one node)
+//	/app<path>    a GET route of the application, e.g. /app/v1/packages/PKG-1
+func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
+	a.mu.RLock()
+	imm := a.mu.committed
+	a.mu.RUnlock()
+	st := treeStore{imm}
+	resp := &abci.ResponseQuery{Height: imm.Version()}
+	fail := func(code uint32, msg string) (*abci.ResponseQuery, error) {
+		resp.Code, resp.Log = code, msg
+		return resp, nil
+	}
+	switch {
+	case req.Path == "/store":
+		v, ver, err := st.Get(string(req.Data))
+		if err != nil {
+			return fail(1, err.Error())
+		}
+		resp.Key, resp.Value, resp.Info = req.Data, v, strconv.FormatUint(ver, 10)
+		if req.Prove {
+			ops, err := proveKey(imm, req.Data, v != nil)
+			if err != nil {
+				return fail(1, err.Error())
+			}
+			resp.ProofOps = ops
+		}
+		if v == nil {
+			return fail(404, "not found")
+		}
+	case strings.HasPrefix(req.Path, "/session/"):
+		v, _, err := st.Get(SessionKey(strings.TrimPrefix(req.Path, "/session/")))
+		if err != nil {
+			return fail(1, err.Error())
+		}
+		if v == nil {
+			return fail(404, "session not committed")
+		}
+		resp.Value = v
+	case req.Path == "/evidence" || strings.HasPrefix(req.Path, "/evidence/"):
+		prefix := evidencePrefix + strings.TrimPrefix(strings.TrimPrefix(req.Path, "/evidence"), "/")
+		list := []json.RawMessage{}
+		var ierr error
+		imm.IterateRange([]byte(prefix), prefixEnd([]byte(prefix)), true, func(_, raw []byte) bool {
+			v, _, err := decodeValue(raw)
+			if err != nil {
+				ierr = err
+				return true
+			}
+			list = append(list, v)
+			return false
+		})
+		if ierr != nil {
+			return fail(1, ierr.Error())
+		}
+		resp.Value = service.MustJSON(list)
+	case strings.HasPrefix(req.Path, "/app/"):
+		r := a.reg.Query(st, strings.TrimPrefix(req.Path, "/app"))
+		resp.Value = r.Body
+		if !r.OK() {
+			resp.Code = uint32(r.Status)
+		}
+	default:
+		return fail(400, "unknown query path "+req.Path)
+	}
+	return resp, nil
+}
+
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
