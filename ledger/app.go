@@ -368,10 +368,10 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 	prev := protocol.ZeroHash
 	for i := range b.Ops {
 		op := &b.Ops[i]
-		signed := b.OpSigningBytes(i, prev)
-		prev = protocol.OpHash(signed)
-		resp := a.reg.Apply(tx, &service.Op{Session: b.Session, Seq: uint64(i), Actor: b.Actor,
-			Method: op.Method, Path: op.Path, Body: op.Body, Signed: signed, Signature: op.Signature, Time: op.Time})
+		sop := &service.Op{Session: b.Session, Seq: uint64(i), Actor: b.Actor, Method: op.Method, Path: op.Path,
+			Body: op.Body, Prev: prev, Signature: op.Signature, Time: op.Time}
+		prev = protocol.OpHash(sop.Bytes())
+		resp := a.reg.Apply(tx, sop)
 		if resp.Status == http.StatusUnauthorized {
 			return reject(protocol.CodeUnauthenticated, "op %d: %s", i, resp.Body), nil
 		}

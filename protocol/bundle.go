@@ -50,6 +50,8 @@ const (
 	MaxKeyLen     = 256
 	MaxBundles    = 4096
 	MaxBatchBytes = 16 << 20
+
+	maxOpTime = 1 << 62 // bound on Op.Time, so it fits a varint decoders accept
 )
 
 const (
@@ -149,8 +151,8 @@ func (b *Bundle) Validate() error {
 		if len(op.Signature) != ed25519.SignatureSize {
 			return fmt.Errorf("op %d: signature must be %d bytes", i, ed25519.SignatureSize)
 		}
-		if op.Time < 0 {
-			return fmt.Errorf("op %d: negative time", i)
+		if op.Time < 0 || op.Time > maxOpTime {
+			return fmt.Errorf("op %d: time %d out of range 0..2^62", i, op.Time)
 		}
 	}
 	if len(b.Reads) > MaxReads {
@@ -262,7 +264,7 @@ func DecodeBatch(data []byte) (*Batch, error) {
 			op.Body = d.bytes(MaxBody)
 			op.Signature = d.bytes(ed25519.SignatureSize)
 			t := d.uvarint()
-			if t > 1<<62 {
+			if t > maxOpTime {
 				d.fail("op time out of range")
 			}
 			op.Time = int64(t)
@@ -336,10 +338,17 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
+// count reads an element count or a length. Every element takes at least
+// one byte, so a count beyond the remaining input is rejected before anyone
+// allocates for it.
 func (d *decoder) count(max int) int {
 	v := d.uvarint()
 	if v > uint64(max) {
 		d.fail(fmt.Sprintf("count %d exceeds %d", v, max))
+		return 0
+	}
+	if v > uint64(len(d.buf)) {
+		d.fail("truncated")
 		return 0
 	}
 	return int(v)

@@ -92,7 +92,7 @@ func (r *Registry) Handle(method, pattern string, roles []string, h Handler) {
 	}
 	rt := &Route{Method: method, Pattern: pattern, Roles: roles, Handler: h, segs: strings.Split(pattern[1:], "/")}
 	for _, o := range r.routes {
-		if o.Method == method && o.Pattern == pattern {
+		if o.Method == method && shape(o.segs) == shape(rt.segs) {
 			panic("service: duplicate route " + method + " " + pattern)
 		}
 	}
@@ -125,6 +125,18 @@ func (r *Registry) Match(method, path string) (rt *Route, params []string, found
 	return nil, nil, found
 }
 
+// shape replaces parameter names by {} so /a/{x} and /a/{y} compare equal.
+func shape(segs []string) string {
+	var b strings.Builder
+	for _, s := range segs {
+		if strings.HasPrefix(s, "{") {
+			s = "{}"
+		}
+		b.WriteString("/" + s)
+	}
+	return b.String()
+}
+
 func matchSegs(pattern, segs []string) ([]string, bool) {
 	if len(pattern) != len(segs) {
 		return nil, false
@@ -152,31 +164,41 @@ type Op struct {
 	Method    string
 	Path      string
 	Body      []byte
-	Signed    []byte // protocol.OpBytes of this op
-	Signature []byte // actor's signature of Signed
+	Prev      protocol.Hash // hash of the session's previous op; zero for seq 0
+	Signature []byte        // actor's signature of Bytes()
 	Time      int64
+}
+
+// Bytes returns what the actor signed: protocol.OpBytes of the op.
+func (op *Op) Bytes() []byte {
+	return protocol.OpBytes(op.Session, op.Seq, op.Prev, op.Method, op.Path, op.Body)
 }
 
 // Apply is the one apply path, shared by L2 (simulation) and L1
 // (verification): authenticate the actor against the key registered in
-// state, route, check the role, run the handler, and keep its writes in tx
-// only if it succeeded. A failure is a Response, never a panic or an error.
+// state (Ed25519 over op.Bytes(), which names the previous op's hash),
+// route, check the role, run the handler, and keep its writes in tx only if
+// it succeeded. A failure is a Response, never a panic or an error: a store
+// error or a handler panic is a 500 INTERNAL, and nothing of the op is kept.
 func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
 	defer func() {
-		if resp.OK() && tx.err == nil {
-			tx.keep()
-			return
+		if p := recover(); p != nil {
+			tx.fail(fmt.Errorf("handler panic: %v", p))
 		}
-		if tx.err != nil && resp.OK() {
+		if tx.err != nil {
 			resp = Error(http.StatusInternalServerError, "INTERNAL", tx.err.Error())
 		}
-		tx.drop()
+		if resp.OK() {
+			tx.keep()
+		} else {
+			tx.drop()
+		}
 	}()
 	actor, ok := LoadActor(tx, op.Actor)
 	if !ok {
 		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", fmt.Sprintf("unknown actor %q", op.Actor))
 	}
-	if !protocol.Verify(actor.PublicKey, op.Signed, op.Signature) {
+	if !protocol.Verify(actor.PublicKey, op.Bytes(), op.Signature) {
 		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", "bad signature")
 	}
 	rt, params, found := r.Match(op.Method, op.Path)

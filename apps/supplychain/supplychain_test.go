@@ -135,7 +135,7 @@ func (s *session) apply(method, path, body string, signed, sig []byte) service.R
 	s.w.now += 1000
 	s.time = s.w.now
 	op := &service.Op{Session: s.id, Seq: s.seq, Actor: s.a.id, Method: method, Path: path,
-		Body: []byte(body), Signed: signed, Signature: sig, Time: s.time}
+		Body: []byte(body), Prev: s.prev, Signature: sig, Time: s.time}
 	resp := s.w.reg.Apply(s.tx, op)
 	s.seq++
 	s.prev = protocol.OpHash(signed)

@@ -1,0 +1,115 @@
+// Command duet runs duet nodes and local networks.
+//
+//	duet node --home DIR            run one node (validator or L2) from its home
+//	duet up [--home DIR] [flags]    generate/resume a local network and supervise it
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/duet-bft/duet/apps/supplychain"
+	"github.com/duet-bft/duet/chain"
+	"github.com/duet-bft/duet/localnet"
+)
+
+const usage = `duet: Byzantine-fault-tolerant web services with millisecond answers.
+
+Usage:
+  duet up [--home DIR] [--validators N] [--l2 M] [--http ADDR]   run a local network
+  duet node --home DIR                                           run one node
+
+Run "duet <command> -h" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "up":
+		err = runUp(ctx, os.Args[2:])
+	case "node":
+		err = runNode(ctx, os.Args[2:])
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "duet: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "duet:", err)
+		os.Exit(1)
+	}
+}
+
+func logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func defaultHome() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".duet/local"
+	}
+	return filepath.Join(home, ".duet", "local")
+}
+
+func runUp(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("up", flag.ExitOnError)
+	home := fs.String("home", defaultHome(), "directory holding the whole network (a second up on it resumes)")
+	validators := fs.Int("validators", 4, "number of validators (n = 3f+1)")
+	l2 := fs.Int("l2", 0, "number of L2 nodes")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of the first L2 node")
+	basePort := fs.Int("base-port", 26656, "node i listens on p2p base+10i and RPC base+10i+1")
+	fs.Parse(args)
+	return localnet.Up(ctx, localnet.Config{
+		Spec: localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort,
+			AppGenesis: demoGenesis},
+		Logger: logger(),
+	})
+}
+
+// demoGenesis registers every courier actor as a courier of the same id.
+func demoGenesis(actors []localnet.Actor) json.RawMessage {
+	var g supplychain.Genesis
+	for _, a := range actors {
+		if a.Role == supplychain.RoleCourier {
+			g.Couriers = append(g.Couriers, supplychain.Courier{ID: a.ID, Name: a.Org, ActorID: a.ID})
+		}
+	}
+	raw, _ := json.Marshal(g)
+	return raw
+}
+
+func runNode(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("node", flag.ExitOnError)
+	home := fs.String("home", "", "the node's home directory (required)")
+	logLevel := fs.String("log-level", "error", "CometBFT log level: error, info or debug")
+	fs.Parse(args)
+	if *home == "" {
+		return errors.New("node: --home is required")
+	}
+	log := logger()
+	n, err := chain.Start(chain.Config{Home: *home, Registry: supplychain.New(), LogLevel: *logLevel, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("node running", "home", *home, "rpc", n.RPCAddress())
+	<-ctx.Done()
+	log.Info("stopping")
+	return n.Stop()
+}

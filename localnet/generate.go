@@ -1,0 +1,277 @@
+// Package localnet is the `duet up` launcher: it generates a local network
+// (homes, keys, genesis with demo actors, tuned consensus settings) under one
+// directory, runs every node as a child process, restarts children that die,
+// and writes cluster.json for clients.
+//
+// The keys it generates are development keys for a network on one machine:
+// they sit in plain files and cluster.json. Never use them elsewhere.
+package localnet
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	cmtcfg "github.com/cometbft/cometbft/config"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/duet-bft/duet/chain"
+	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
+)
+
+// Spec describes a local network to generate.
+type Spec struct {
+	Dir        string // required
+	ChainID    string // default "duet-local"
+	Validators int    // default 4
+	L2         int    // L2 nodes (full nodes with an L2 key); default 0
+	BasePort   int    // node i uses p2p BasePort+10i, RPC BasePort+10i+1; default 26656
+	HTTP       string // first L2 node's HTTP address; default 127.0.0.1:8080
+	// AppGenesis returns the application's genesis state given the actors;
+	// nil means none.
+	AppGenesis func(actors []Actor) json.RawMessage
+}
+
+func (s *Spec) setDefaults() {
+	if s.ChainID == "" {
+		s.ChainID = "duet-local"
+	}
+	if s.Validators == 0 {
+		s.Validators = 4
+	}
+	if s.BasePort == 0 {
+		s.BasePort = 26656
+	}
+	if s.HTTP == "" {
+		s.HTTP = "127.0.0.1:8080"
+	}
+}
+
+// Validate reports a spec that cannot work.
+func (s *Spec) Validate() error {
+	switch {
+	case s.Dir == "":
+		return errors.New("localnet: Spec.Dir is required")
+	case s.Validators < 1 || s.Validators > 64:
+		return fmt.Errorf("localnet: %d validators, want 1..64", s.Validators)
+	case s.L2 < 0 || s.L2 > 16:
+		return fmt.Errorf("localnet: %d L2 nodes, want 0..16", s.L2)
+	case s.BasePort < 1024 || s.BasePort+10*(s.Validators+s.L2) > 65535:
+		return fmt.Errorf("localnet: base port %d out of range", s.BasePort)
+	}
+	return nil
+}
+
+// Actor is a demo identity with its private key (the 32-byte seed).
+type Actor struct {
+	ID         string `json:"id"`
+	Role       string `json:"role"`
+	Org        string `json:"org"`
+	PublicKey  []byte `json:"public_key"`
+	PrivateKey []byte `json:"private_key"`
+}
+
+// Key returns the actor's Ed25519 private key.
+func (a *Actor) Key() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(a.PrivateKey) }
+
+// Node is one node of the network.
+type Node struct {
+	ID   string `json:"id"`
+	Home string `json:"home"`
+	RPC  string `json:"rpc"`
+	HTTP string `json:"http,omitempty"` // L2 only
+	PID  int    `json:"pid"`
+}
+
+// Network is what cluster.json holds.
+type Network struct {
+	ChainID    string  `json:"chain_id"`
+	Validators []Node  `json:"validators"`
+	L2         []Node  `json:"l2"`
+	Actors     []Actor `json:"actors"`
+	Note       string  `json:"note"`
+}
+
+const devKeysNote = "development keys for a local network only; never use them elsewhere"
+
+// networkFile holds the generated network; cluster.json adds live pids.
+const networkFile = "network.json"
+
+// LoadOrGenerate returns the network in spec.Dir, generating it first if
+// the directory holds none. A resumed network must match the spec's sizes.
+func LoadOrGenerate(spec Spec) (*Network, error) {
+	spec.setDefaults()
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(spec.Dir, networkFile)
+	if raw, err := os.ReadFile(path); err == nil {
+		var n Network
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return nil, fmt.Errorf("localnet: %s: %w", path, err)
+		}
+		if len(n.Validators) != spec.Validators || len(n.L2) != spec.L2 {
+			return nil, fmt.Errorf("localnet: %s holds %d validators and %d L2 nodes, not %d and %d; use another --home",
+				spec.Dir, len(n.Validators), len(n.L2), spec.Validators, spec.L2)
+		}
+		return &n, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	n, err := generate(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeJSON(path, n); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// DemoRoles are the demo actors' roles: at least two of each but admin.
+var DemoRoles = []struct{ Role, Org string }{
+	{service.RoleAdmin, "consortium"},
+	{"supplier", "acme-supply"}, {"supplier", "globex-parts"},
+	{"operator", "dc-jakarta"}, {"operator", "dc-surabaya"},
+	{"courier", "swift-couriers"}, {"courier", "island-express"},
+	{"auditor", "audit-partners"}, {"auditor", "port-authority"},
+}
+
+func newActor(id, role, org string) (Actor, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return Actor{}, err
+	}
+	return Actor{ID: id, Role: role, Org: org, PublicKey: pub, PrivateKey: priv.Seed()}, nil
+}
+
+func generate(spec Spec) (*Network, error) {
+	n := &Network{ChainID: spec.ChainID, Note: devKeysNote}
+	count := map[string]int{}
+	for _, r := range DemoRoles {
+		count[r.Role]++
+		a, err := newActor(r.Role+"-"+strconv.Itoa(count[r.Role]), r.Role, r.Org)
+		if err != nil {
+			return nil, err
+		}
+		n.Actors = append(n.Actors, a)
+	}
+	total := spec.Validators + spec.L2
+	homes := make([]string, total)
+	confs := make([]*cmtcfg.Config, total)
+	peers := make([]string, 0, spec.Validators)
+	var vals []types.GenesisValidator
+	for i := 0; i < total; i++ {
+		id := "v" + strconv.Itoa(i)
+		if i >= spec.Validators {
+			id = "l2-" + strconv.Itoa(i-spec.Validators)
+		}
+		home := filepath.Join(spec.Dir, id)
+		homes[i] = home
+		conf := cmtcfg.DefaultConfig()
+		conf.SetRoot(home)
+		conf.Moniker = id
+		chain.Tune(conf, "cometbft_"+strings.ReplaceAll(id, "-", "_"))
+		p2pPort, rpcPort := spec.BasePort+10*i, spec.BasePort+10*i+1
+		conf.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p2pPort)
+		conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", rpcPort)
+		conf.Mempool.MaxTxBytes = protocol.MaxBatchBytes
+		conf.Mempool.MaxTxsBytes = 16 * protocol.MaxBatchBytes
+		confs[i] = conf
+		for _, d := range []string{conf.RootDir + "/config", conf.DBDir()} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return nil, err
+			}
+		}
+		nk, err := p2p.LoadOrGenNodeKey(conf.NodeKeyFile())
+		if err != nil {
+			return nil, err
+		}
+		pv := privval.LoadOrGenFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
+		node := Node{ID: id, Home: home, RPC: chain.RPCURL(conf.RPC.ListenAddress)}
+		if i < spec.Validators {
+			peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", nk.ID(), p2pPort))
+			pub, err := pv.GetPubKey()
+			if err != nil {
+				return nil, err
+			}
+			vals = append(vals, types.GenesisValidator{Address: pub.Address(), PubKey: pub, Power: 10, Name: id})
+			n.Validators = append(n.Validators, node)
+			continue
+		}
+		j := i - spec.Validators
+		node.HTTP = spec.HTTP
+		if j > 0 {
+			node.HTTP = fmt.Sprintf("127.0.0.1:%d", portOf(spec.HTTP)+j)
+		}
+		n.L2 = append(n.L2, node)
+		a, err := newActor(id, service.RoleL2, "l2-operator")
+		if err != nil {
+			return nil, err
+		}
+		n.Actors = append(n.Actors, a)
+		if err := writeJSON(filepath.Join(home, "config", "l2_key.json"), a); err != nil {
+			return nil, err
+		}
+	}
+	app := struct {
+		Actors []service.Actor `json:"actors"`
+		App    json.RawMessage `json:"app,omitempty"`
+	}{}
+	for _, a := range n.Actors {
+		app.Actors = append(app.Actors, service.Actor{ID: a.ID, Role: a.Role, Org: a.Org, PublicKey: a.PublicKey})
+	}
+	if spec.AppGenesis != nil {
+		app.App = spec.AppGenesis(n.Actors)
+	}
+	gen := &types.GenesisDoc{
+		GenesisTime:     time.Now().UTC().Truncate(time.Millisecond),
+		ChainID:         spec.ChainID,
+		InitialHeight:   1,
+		ConsensusParams: types.DefaultConsensusParams(),
+		Validators:      vals,
+		AppState:        service.MustJSON(app),
+	}
+	for i, conf := range confs {
+		var others []string
+		for j, p := range peers {
+			if j != i {
+				others = append(others, p)
+			}
+		}
+		conf.P2P.PersistentPeers = strings.Join(others, ",")
+		cmtcfg.WriteConfigFile(filepath.Join(homes[i], "config", "config.toml"), conf)
+		if err := gen.SaveAs(conf.GenesisFile()); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func portOf(addr string) int {
+	i := strings.LastIndexByte(addr, ':')
+	p, _ := strconv.Atoi(addr[i+1:])
+	return p
+}
+
+func writeJSON(path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(raw, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
