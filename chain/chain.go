@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	dbm "github.com/cometbft/cometbft-db"
 	cmtcfg "github.com/cometbft/cometbft/config"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 	"github.com/cometbft/cometbft/node"
@@ -55,6 +57,34 @@ type Node struct {
 	CometBFT *node.Node
 	App      *ledger.App
 	Config   *cmtcfg.Config
+	dbs      *dbTracker
+}
+
+// dbTracker remembers every database CometBFT opens, so Stop can close the
+// ones CometBFT's own shutdown leaves open (the tx indexer's), and a node
+// restarted in the same process can open them again.
+type dbTracker struct {
+	mu  sync.Mutex
+	dbs []dbm.DB
+}
+
+func (t *dbTracker) provide(ctx *cmtcfg.DBContext) (dbm.DB, error) {
+	db, err := cmtcfg.DefaultDBProvider(ctx)
+	if err == nil {
+		t.mu.Lock()
+		t.dbs = append(t.dbs, db)
+		t.mu.Unlock()
+	}
+	return db, err
+}
+
+func (t *dbTracker) closeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, db := range t.dbs {
+		db.Close() // already closed by CometBFT for most: the error is expected
+	}
+	t.dbs = nil
 }
 
 // LoadConfig reads home/config/config.toml the way CometBFT does.
@@ -108,18 +138,21 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("chain: %w", err)
 	}
 	logger := cmtlog.NewFilter(cmtlog.NewTMLogger(cmtlog.NewSyncWriter(out)), allow)
+	dbs := &dbTracker{}
 	n, err := node.NewNode(conf, pv, nodeKey, proxy.NewLocalClientCreator(app),
-		node.DefaultGenesisDocProviderFunc(conf), cmtcfg.DefaultDBProvider,
+		node.DefaultGenesisDocProviderFunc(conf), dbs.provide,
 		node.DefaultMetricsProvider(conf.Instrumentation), logger)
 	if err != nil {
+		dbs.closeAll()
 		app.Close()
 		return nil, fmt.Errorf("chain: new node: %w", err)
 	}
 	if err := n.Start(); err != nil {
+		dbs.closeAll()
 		app.Close()
 		return nil, fmt.Errorf("chain: start node: %w", err)
 	}
-	return &Node{CometBFT: n, App: app, Config: conf}, nil
+	return &Node{CometBFT: n, App: app, Config: conf, dbs: dbs}, nil
 }
 
 func ledgerConfig(cfg Config) ledger.Config {
@@ -132,6 +165,7 @@ func ledgerConfig(cfg Config) ledger.Config {
 func (n *Node) Stop() error {
 	err := n.CometBFT.Stop()
 	n.CometBFT.Wait()
+	n.dbs.closeAll()
 	if cerr := n.App.Close(); err == nil {
 		err = cerr
 	}

@@ -39,7 +39,7 @@ type Spec struct {
 	HTTP       string // first L2 node's HTTP address; default 127.0.0.1:8080
 	// AppGenesis returns the application's genesis state given the actors;
 	// nil means none.
-	AppGenesis func(actors []Actor) json.RawMessage
+	AppGenesis func(actors []service.Actor) json.RawMessage
 }
 
 func (s *Spec) setDefaults() {
@@ -82,7 +82,7 @@ type Actor struct {
 }
 
 // Key returns the actor's Ed25519 private key.
-func (a *Actor) Key() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(a.PrivateKey) }
+func (a Actor) Key() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(a.PrivateKey) }
 
 // Node is one node of the network.
 type Node struct {
@@ -232,7 +232,7 @@ func generate(spec Spec) (*Network, error) {
 		app.Actors = append(app.Actors, service.Actor{ID: a.ID, Role: a.Role, Org: a.Org, PublicKey: a.PublicKey})
 	}
 	if spec.AppGenesis != nil {
-		app.App = spec.AppGenesis(n.Actors)
+		app.App = spec.AppGenesis(app.Actors)
 	}
 	gen := &types.GenesisDoc{
 		GenesisTime:     time.Now().UTC().Truncate(time.Millisecond),

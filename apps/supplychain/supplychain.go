@@ -715,3 +715,15 @@ func loadGenesis(tx *service.Tx, raw json.RawMessage) error {
 	}
 	return nil
 }
+
+// DemoGenesis is the genesis of a demo network: every courier actor is a
+// registered courier of the same id.
+func DemoGenesis(actors []service.Actor) json.RawMessage {
+	var g Genesis
+	for _, a := range actors {
+		if a.Role == RoleCourier {
+			g.Couriers = append(g.Couriers, Courier{ID: a.ID, Name: a.Org, ActorID: a.ID})
+		}
+	}
+	return service.MustJSON(g)
+}

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -78,21 +77,9 @@ func runUp(ctx context.Context, args []string) error {
 	fs.Parse(args)
 	return localnet.Up(ctx, localnet.Config{
 		Spec: localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort,
-			AppGenesis: demoGenesis},
+			AppGenesis: supplychain.DemoGenesis},
 		Logger: logger(),
 	})
-}
-
-// demoGenesis registers every courier actor as a courier of the same id.
-func demoGenesis(actors []localnet.Actor) json.RawMessage {
-	var g supplychain.Genesis
-	for _, a := range actors {
-		if a.Role == supplychain.RoleCourier {
-			g.Couriers = append(g.Couriers, supplychain.Courier{ID: a.ID, Name: a.Org, ActorID: a.ID})
-		}
-	}
-	raw, _ := json.Marshal(g)
-	return raw
 }
 
 func runNode(ctx context.Context, args []string) error {

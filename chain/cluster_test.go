@@ -1,0 +1,380 @@
+package chain_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	abcitypes "github.com/cometbft/cometbft/abci/types"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+
+	"github.com/duet-bft/duet/apps/supplychain"
+	"github.com/duet-bft/duet/buffer"
+	"github.com/duet-bft/duet/chain"
+	"github.com/duet-bft/duet/localnet"
+	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
+)
+
+// freeBasePort finds a base port whose p2p and RPC ports are free for n nodes.
+func freeBasePort(t *testing.T, n int) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		base := 20000 + 10*rand.IntN(3000)
+		ok := true
+		for i := 0; i < n && ok; i++ {
+			for _, p := range []int{base + 10*i, base + 10*i + 1} {
+				l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+				if err != nil {
+					ok = false
+					break
+				}
+				l.Close()
+			}
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+type cluster struct {
+	t     *testing.T
+	net   *localnet.Network
+	nodes []*chain.Node // validators then the L2 follower
+	reg   *service.Registry
+}
+
+func startCluster(t *testing.T, validators int) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	n, err := localnet.LoadOrGenerate(localnet.Spec{Dir: dir, Validators: validators, L2: 1,
+		BasePort: freeBasePort(t, validators+1), AppGenesis: supplychain.DemoGenesis})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, net: n, reg: supplychain.New()}
+	c.startAll()
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+func (c *cluster) homes() []string {
+	var hs []string
+	for _, v := range c.net.Validators {
+		hs = append(hs, v.Home)
+	}
+	return append(hs, c.net.L2[0].Home)
+}
+
+func (c *cluster) startAll() {
+	c.t.Helper()
+	c.nodes = nil
+	for _, h := range c.homes() {
+		n, err := chain.Start(chain.Config{Home: h, Registry: c.reg, LogOutput: testWriter{c.t}})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	c.waitHeight(1)
+}
+
+func (c *cluster) stopAll() {
+	for _, n := range c.nodes {
+		n.Stop()
+	}
+	c.nodes = nil
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (c *cluster) actor(id string) localnet.Actor {
+	for _, a := range c.net.Actors {
+		if a.ID == id {
+			return a
+		}
+	}
+	c.t.Fatalf("no actor %s", id)
+	return localnet.Actor{}
+}
+
+// l2 is the follower node: its committed state is what an L2 node executes on.
+func (c *cluster) l2() *chain.Node { return c.nodes[len(c.nodes)-1] }
+
+func (c *cluster) waitHeight(h int64) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, n := range c.nodes {
+		for {
+			if _, got := n.App.Committed(); got >= h {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("node %s did not reach height %d", n.Config.Moniker, h)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+type step struct{ method, path, body string }
+
+// session executes steps as an L2 node would (on the follower's committed
+// state) and returns the signed bundle.
+func (c *cluster) session(actorID, id string, steps ...step) protocol.Bundle {
+	c.t.Helper()
+	a := c.actor(actorID)
+	st, _ := c.l2().App.Committed()
+	s := buffer.NewSession(id, a.ID, st)
+	for _, sp := range steps {
+		seq := s.Seq()
+		sig := ed25519.Sign(a.Key(), protocol.OpBytes(id, seq, s.Prev(), sp.method, sp.path, []byte(sp.body)))
+		resp, _, err := s.Step(c.reg, seq, sp.method, sp.path, []byte(sp.body), sig, time.Now().UnixMilli())
+		if err != nil || !resp.OK() {
+			c.t.Fatalf("session %s: %s %s: %d %s (%v)", id, sp.method, sp.path, resp.Status, resp.Body, err)
+		}
+	}
+	node := c.actor("l2-0")
+	return s.Bundle(node.ID, node.Key())
+}
+
+// submit broadcasts a batch through validator i and waits for its block;
+// it returns the outcomes and the height.
+func (c *cluster) submit(i int, bundles ...protocol.Bundle) ([]protocol.Outcome, int64) {
+	c.t.Helper()
+	tx := protocol.EncodeBatch(&protocol.Batch{Bundles: bundles})
+	cli, err := rpchttp.New(c.net.Validators[i].RPC, "/websocket")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// A node that has just started refuses transactions while it catches up.
+	res, err := cli.BroadcastTxSync(ctx, tx)
+	for err != nil && strings.Contains(err.Error(), "catching up") && ctx.Err() == nil {
+		time.Sleep(50 * time.Millisecond)
+		res, err = cli.BroadcastTxSync(ctx, tx)
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if res.Code != 0 {
+		c.t.Fatalf("CheckTx rejected: code %d %s", res.Code, res.Log)
+	}
+	hash := sha256.Sum256(tx)
+	for {
+		r, err := cli.Tx(ctx, hash[:], false)
+		if err == nil {
+			outs, err := protocol.DecodeOutcomes(r.TxResult.Data)
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			return outs, r.Height
+		}
+		if ctx.Err() != nil {
+			c.t.Fatalf("tx not committed: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (c *cluster) query(i int, path string) (uint32, []byte) {
+	c.t.Helper()
+	res, err := c.nodes[i].App.Query(context.Background(), &abciQuery{Path: path})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return res.Code, res.Value
+}
+
+// appHashes returns every node's committed height and app hash.
+func (c *cluster) appHashes() (heights []int64, hashes []string) {
+	for _, n := range c.nodes {
+		info, err := n.App.Info(context.Background(), nil)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		heights = append(heights, info.LastBlockHeight)
+		hashes = append(hashes, fmt.Sprintf("%X", info.LastBlockAppHash))
+	}
+	return
+}
+
+// converge waits until all nodes report the same height and app hash.
+func (c *cluster) converge() (int64, string) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		hs, as := c.appHashes()
+		same := true
+		for i := range hs {
+			same = same && hs[i] == hs[0] && as[i] == as[0]
+		}
+		if same {
+			return hs[0], as[0]
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("nodes did not converge: heights %v app hashes %v", hs, as)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func createPackage(c *cluster, supplierID, pkg string) step {
+	sup := c.actor(supplierID)
+	items := []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}, {SKU: "SKU-2", Name: "Gadget", Qty: 1}}
+	sig := ed25519.Sign(sup.Key(), supplychain.ManifestBytes(pkg, sup.ID, "DC Jakarta", items))
+	body, _ := json.Marshal(map[string]any{"id": pkg, "destination": "DC Jakarta", "items": items,
+		"manifest_signature": base64.StdEncoding.EncodeToString(sig)})
+	return step{"POST", "/v1/packages", string(body)}
+}
+
+func workflow(sid, pkg, courier string) []step {
+	return []step{
+		{"POST", "/v1/sessions", `{"package_id":"` + pkg + `"}`},
+		{"POST", "/v1/packages/" + pkg + "/scan", `{}`},
+		{"POST", "/v1/packages/" + pkg + "/validate", `{"observed_items":[{"sku":"SKU-1","qty":3},{"sku":"SKU-2","qty":1}]}`},
+		{"POST", "/v1/packages/" + pkg + "/qc", `{"passed":true,"notes":"ok","checks":{"seal":"intact"}}`},
+		{"POST", "/v1/packages/" + pkg + "/label", `{"courier_id":"` + courier + `"}`},
+		{"POST", "/v1/sessions/" + sid + "/commit", `{}`},
+	}
+}
+
+func wantCodes(t *testing.T, outs []protocol.Outcome, want ...protocol.Code) {
+	t.Helper()
+	if len(outs) != len(want) {
+		t.Fatalf("got %d outcomes, want %d", len(outs), len(want))
+	}
+	for i := range want {
+		if outs[i].Code != want[i] {
+			t.Errorf("bundle %d (%s): got %v, want %v", i, outs[i].Session, outs[i].Code, want[i])
+		}
+	}
+}
+
+func TestCluster(t *testing.T) {
+	c := startCluster(t, 4)
+
+	// A valid bundle commits on all four validators (and the follower)
+	// with one app hash.
+	outs, _ := c.submit(0, c.session("supplier-1", "create-PKG-1", createPackage(c, "supplier-1", "PKG-1")))
+	wantCodes(t, outs, protocol.CodeOK)
+	c.waitHeight(c.heightOf(0))
+	good := c.session("operator-1", "op-s1", workflow("op-s1", "PKG-1", "courier-1")...)
+	outs, h := c.submit(1, good)
+	wantCodes(t, outs, protocol.CodeOK)
+	c.waitHeight(h)
+	for i := range c.nodes {
+		code, body := c.query(i, "/app/v1/packages/PKG-1")
+		if code != 0 || !strings.Contains(string(body), `"stage":"labeled"`) {
+			t.Errorf("node %d: package PKG-1: code %d body %s", i, code, body)
+		}
+		if code, _ := c.query(i, "/session/op-s1"); code != 0 {
+			t.Errorf("node %d: session op-s1 not recorded (code %d)", i, code)
+		}
+	}
+	c.converge()
+
+	// A replayed session is ALREADY_COMMITTED, and changes nothing. (The
+	// identical transaction would not even pass the mempool's cache, so the
+	// replay rides in a new batch.)
+	_, before := c.converge()
+	outs, _ = c.submit(2, good, good)
+	wantCodes(t, outs, protocol.CodeAlreadyCommitted, protocol.CodeAlreadyCommitted)
+	if _, after := c.converge(); after != before {
+		t.Errorf("replay changed the app hash: %s -> %s", before, after)
+	}
+	// The same new session twice in one batch is applied once.
+	twice := c.session("supplier-1", "create-PKG-T", createPackage(c, "supplier-1", "PKG-T"))
+	outs, _ = c.submit(3, twice, twice)
+	wantCodes(t, outs, protocol.CodeOK, protocol.CodeAlreadyCommitted)
+
+	// A falsified result is rejected with evidence on every node.
+	outs, _ = c.submit(0, c.session("supplier-2", "create-PKG-2", createPackage(c, "supplier-2", "PKG-2")))
+	wantCodes(t, outs, protocol.CodeOK)
+	c.waitHeight(c.heightOf(0))
+	lie := c.session("operator-1", "op-lie", workflow("op-lie", "PKG-2", "courier-1")...)
+	lie.Ops[2].Result = protocol.ResultHash(200, []byte(`{"signature_valid":true,"contents_match":false,"discrepancies":[]}`))
+	lie.Sign(c.actor("l2-0").Key())
+	outs, h = c.submit(3, lie)
+	wantCodes(t, outs, protocol.CodeResultMismatch)
+	c.waitHeight(h)
+	for i := range c.nodes {
+		_, ev := c.query(i, "/evidence/l2-0")
+		var list []map[string]any
+		if err := json.Unmarshal(ev, &list); err != nil || len(list) != 1 || list[0]["session"] != "op-lie" || list[0]["seq"] != float64(2) {
+			t.Errorf("node %d: evidence %s (%v)", i, ev, err)
+		}
+		if _, body := c.query(i, "/app/v1/packages/PKG-2"); !strings.Contains(string(body), `"stage":"created"`) {
+			t.Errorf("node %d: rejected session changed PKG-2: %s", i, body)
+		}
+	}
+
+	// Two sessions built on the same state race for PKG-2: the first
+	// commits, the second is a CONFLICT.
+	s1 := c.session("operator-1", "race-1", workflow("race-1", "PKG-2", "courier-1")...)
+	s2 := c.session("operator-2", "race-2", workflow("race-2", "PKG-2", "courier-2")...)
+	outs, _ = c.submit(1, s1)
+	wantCodes(t, outs, protocol.CodeOK)
+	outs, h = c.submit(2, s2)
+	wantCodes(t, outs, protocol.CodeConflict)
+	c.waitHeight(h)
+	if _, body := c.query(0, "/app/v1/packages/PKG-2"); !strings.Contains(string(body), `"courier_id":"courier-1"`) {
+		t.Errorf("PKG-2 should carry the winner's label: %s", body)
+	}
+
+	// A forged actor signature never enters a block: CheckTx refuses it.
+	forged := c.session("supplier-1", "forged", createPackage(c, "supplier-1", "PKG-X"))
+	forged.Ops[0].Signature[0] ^= 0xff
+	forged.Sign(c.actor("l2-0").Key())
+	cli, _ := rpchttp.New(c.net.Validators[0].RPC, "/websocket")
+	res, err := cli.BroadcastTxSync(context.Background(), protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{forged}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if protocol.Code(res.Code) != protocol.CodeUnauthenticated {
+		t.Errorf("forged op: CheckTx code %d (%s), want UNAUTHENTICATED", res.Code, res.Log)
+	}
+
+	// Stop and restart every node: same height, same app hash, same state.
+	h1, app1 := c.converge()
+	_, pkgBefore := c.query(0, "/app/v1/packages/PKG-1")
+	c.stopAll()
+	c.startAll()
+	h2, app2 := c.converge()
+	if h2 < h1 || (h2 == h1 && app2 != app1) {
+		t.Errorf("after restart: height %d app hash %s, before %d %s", h2, app2, h1, app1)
+	}
+	if app2 != app1 {
+		t.Errorf("app hash changed across restart: %s -> %s", app1, app2)
+	}
+	if _, pkgAfter := c.query(0, "/app/v1/packages/PKG-1"); string(pkgAfter) != string(pkgBefore) {
+		t.Errorf("PKG-1 changed across restart:\n%s\n%s", pkgBefore, pkgAfter)
+	}
+	// And the restarted network still commits.
+	outs, _ = c.submit(0, c.session("supplier-1", "create-PKG-3", createPackage(c, "supplier-1", "PKG-3")))
+	wantCodes(t, outs, protocol.CodeOK)
+}
+
+func (c *cluster) heightOf(i int) int64 {
+	_, h := c.nodes[i].App.Committed()
+	return h
+}
+
+type abciQuery = abcitypes.RequestQuery
