@@ -60,24 +60,13 @@ func (c *Config) Validate() error {
 }
 
 // Keys of the ledger's own records. Handlers can read but never write them.
-const (
-	sessionPrefix  = service.ReservedPrefix + "session/"
-	evidencePrefix = service.ReservedPrefix + "evidence/"
-)
-
-// SessionKey is the state key of a committed session's record.
-func SessionKey(id string) string { return sessionPrefix + id }
+const evidencePrefix = service.ReservedPrefix + "evidence/"
 
 // SessionRecord is what the ledger keeps of each applied session.
-type SessionRecord struct {
-	Session string `json:"session"`
-	Actor   string `json:"actor"`
-	Node    string `json:"node"`
-	Height  int64  `json:"height"`
-	TxHash  string `json:"tx_hash"`
-	Ops     int    `json:"ops"`
-	Results string `json:"results"`
-}
+type SessionRecord = service.SessionRecord
+
+// SessionKey is the state key of a committed session's record.
+func SessionKey(id string) string { return service.SessionKey(id) }
 
 // Evidence is recorded when a node's claimed results differ from what every
 // honest validator computes.
@@ -102,16 +91,21 @@ type App struct {
 	tree *iavl.MutableTree
 
 	// block in progress (FinalizeBlock .. Commit)
-	height int64
+	height  int64
+	results []TxResult
 
 	mu struct {
 		sync.RWMutex
 		committed *iavl.ImmutableTree
-		listeners []func(height int64)
+		listeners []func(Block)
 	}
 }
 
-var _ abci.Application = (*App)(nil)
+// Block and TxResult are the ledger's report of a committed block.
+type (
+	Block    = protocol.Block
+	TxResult = protocol.TxResult
+)
 
 // New opens (or creates) the state in cfg.Dir and loads the latest version.
 func New(cfg Config, reg *service.Registry) (*App, error) {
@@ -132,7 +126,7 @@ func New(cfg Config, reg *service.Registry) (*App, error) {
 		return nil, fmt.Errorf("ledger: load state: %w", err)
 	}
 	a := &App{cfg: cfg, reg: reg, log: log, db: db, tree: tree}
-	if err := a.refreshCommitted(); err != nil {
+	if err := a.refreshCommitted(Block{}); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -142,7 +136,7 @@ func New(cfg Config, reg *service.Registry) (*App, error) {
 // Close releases the state database.
 func (a *App) Close() error { return a.db.Close() }
 
-func (a *App) refreshCommitted() error {
+func (a *App) refreshCommitted(blk Block) error {
 	imm, err := a.tree.GetImmutable(a.tree.Version())
 	if err != nil {
 		if a.tree.Version() != 0 {
@@ -154,8 +148,10 @@ func (a *App) refreshCommitted() error {
 	a.mu.committed = imm
 	listeners := a.mu.listeners
 	a.mu.Unlock()
-	for _, f := range listeners {
-		f(imm.Version())
+	if blk.Height > 0 {
+		for _, f := range listeners {
+			f(blk)
+		}
 	}
 	return nil
 }
@@ -168,9 +164,10 @@ func (a *App) Committed() (service.Store, int64) {
 	return treeStore{a.mu.committed}, a.mu.committed.Version()
 }
 
-// OnCommit registers f to be called (synchronously, inside Commit) with each
-// newly committed height.
-func (a *App) OnCommit(f func(height int64)) {
+// OnBlock registers f to be called, synchronously inside Commit and after
+// the new state is visible through Committed, with every committed block.
+// f must not block: an L2 node hands the block to its own goroutine.
+func (a *App) OnBlock(f func(Block)) {
 	a.mu.Lock()
 	a.mu.listeners = append(a.mu.listeners, f)
 	a.mu.Unlock()
@@ -269,7 +266,7 @@ func checkNode(tx *service.Tx, b *protocol.Bundle) (protocol.Code, string) {
 // FinalizeBlock judges every bundle of every transaction and applies the
 // accepted ones, in block order.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
-	a.height = req.Height
+	a.height, a.results = req.Height, nil
 	blk := block{height: req.Height, timeMs: req.Time.UnixMilli(),
 		minTime: req.Time.Add(-a.cfg.MaxOpAge).UnixMilli(), maxTime: req.Time.Add(a.cfg.MaxFutureSkew).UnixMilli()}
 	results := make([]*abci.ExecTxResult, len(req.Txs))
@@ -297,6 +294,7 @@ func (a *App) deliver(blk *block, raw []byte) (*abci.ExecTxResult, error) {
 	sum := sha256.Sum256(raw)
 	txHash := strings.ToUpper(hex.EncodeToString(sum[:]))
 	outs := make([]protocol.Outcome, len(batch.Bundles))
+	reasons := make([]string, len(batch.Bundles))
 	events := make([]abci.Event, len(batch.Bundles))
 	for i := range batch.Bundles {
 		b := &batch.Bundles[i]
@@ -305,6 +303,7 @@ func (a *App) deliver(blk *block, raw []byte) (*abci.ExecTxResult, error) {
 			return nil, err
 		}
 		outs[i] = protocol.Outcome{Session: b.Session, Code: v.code, Results: v.results}
+		reasons[i] = v.reason
 		events[i] = abci.Event{Type: "bundle", Attributes: []abci.EventAttribute{
 			{Key: "session", Value: b.Session, Index: true},
 			{Key: "node", Value: b.Node, Index: true},
@@ -313,6 +312,7 @@ func (a *App) deliver(blk *block, raw []byte) (*abci.ExecTxResult, error) {
 			{Key: "reason", Value: v.reason},
 		}}
 	}
+	a.results = append(a.results, TxResult{Hash: txHash, Outcomes: outs, Reasons: reasons})
 	return &abci.ExecTxResult{Code: abci.CodeTypeOK, Data: protocol.EncodeOutcomes(outs), Events: events}, nil
 }
 
@@ -455,7 +455,9 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if a.height != 0 && version != a.height {
 		panic(fmt.Sprintf("ledger: committed version %d for height %d", version, a.height))
 	}
-	if err := a.refreshCommitted(); err != nil {
+	blk := Block{Height: version, Txs: a.results}
+	a.results = nil
+	if err := a.refreshCommitted(blk); err != nil {
 		return nil, err
 	}
 	return &abci.ResponseCommit{}, nil
@@ -504,7 +506,10 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 		}
 		resp.Value = v
 	case req.Path == "/evidence" || strings.HasPrefix(req.Path, "/evidence/"):
-		prefix := evidencePrefix + strings.TrimPrefix(strings.TrimPrefix(req.Path, "/evidence"), "/")
+		prefix := evidencePrefix
+		if node := strings.TrimPrefix(strings.TrimPrefix(req.Path, "/evidence"), "/"); node != "" {
+			prefix += node + "/" // not a mere prefix: /evidence/L2-1 must not list L2-10
+		}
 		list := []json.RawMessage{}
 		var ierr error
 		imm.IterateRange([]byte(prefix), prefixEnd([]byte(prefix)), true, func(_, raw []byte) bool {
@@ -541,4 +546,9 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// LookupSession reads a committed session's record from st.
+func LookupSession(st service.Store, id string) (SessionRecord, bool) {
+	return service.LookupSession(st, id)
 }

@@ -34,7 +34,7 @@ type Spec struct {
 	Dir        string // required
 	ChainID    string // default "duet-local"
 	Validators int    // default 4
-	L2         int    // L2 nodes (full nodes with an L2 key); default 0
+	L2         int    // L2 nodes (full nodes with a session buffer and HTTP gateway)
 	BasePort   int    // node i uses p2p BasePort+10i, RPC BasePort+10i+1; default 26656
 	HTTP       string // first L2 node's HTTP address; default 127.0.0.1:8080
 	// AppGenesis returns the application's genesis state given the actors;
@@ -171,6 +171,7 @@ func generate(spec Spec) (*Network, error) {
 	confs := make([]*cmtcfg.Config, total)
 	peers := make([]string, 0, spec.Validators)
 	var vals []types.GenesisValidator
+	var l2nodes []int
 	for i := 0; i < total; i++ {
 		id := "v" + strconv.Itoa(i)
 		if i >= spec.Validators {
@@ -221,6 +222,19 @@ func generate(spec Spec) (*Network, error) {
 		}
 		n.Actors = append(n.Actors, a)
 		if err := writeJSON(filepath.Join(home, "config", "l2_key.json"), a); err != nil {
+			return nil, err
+		}
+		l2nodes = append(l2nodes, len(n.L2)-1)
+	}
+	// Each L2 node submits to every validator, starting with a different one.
+	for _, j := range l2nodes {
+		var rpcs []string
+		for k := range n.Validators {
+			rpcs = append(rpcs, n.Validators[(j+k)%len(n.Validators)].RPC)
+		}
+		cfg := map[string]any{"node": n.L2[j].ID, "http": n.L2[j].HTTP, "l1_rpc": rpcs,
+			"batch_interval": "10ms", "batch_max": 256, "session_ttl": "15m"}
+		if err := writeJSON(filepath.Join(n.L2[j].Home, "config", "l2.json"), cfg); err != nil {
 			return nil, err
 		}
 	}

@@ -197,7 +197,7 @@ func waitReady(ctx context.Context, nodes []*Node, timeout time.Duration) error 
 	for _, n := range nodes {
 		for {
 			h, err := Height(ctx, client, n.RPC)
-			if err == nil && h >= 1 {
+			if err == nil && h >= 1 && (n.HTTP == "" || httpReady(ctx, client, n.HTTP)) {
 				break
 			}
 			select {
@@ -232,4 +232,18 @@ func Height(ctx context.Context, client *http.Client, rpc string) (int64, error)
 		return 0, err
 	}
 	return st.Result.SyncInfo.Height.Int64()
+}
+
+// httpReady reports whether an L2 node's /readyz answers 200.
+func httpReady(ctx context.Context, client *http.Client, addr string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }

@@ -15,6 +15,16 @@ type Hash [32]byte
 // String returns the lowercase hex form of h.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
+// MarshalText encodes h as hex (for JSON).
+func (h Hash) MarshalText() ([]byte, error) { return hex.AppendEncode(nil, h[:]), nil }
+
+// UnmarshalText decodes 64 hex digits.
+func (h *Hash) UnmarshalText(b []byte) error {
+	p, err := ParseHash(string(b))
+	*h = p
+	return err
+}
+
 // ZeroHash is the prev-op hash of seq 0.
 var ZeroHash Hash
 

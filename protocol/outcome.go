@@ -77,3 +77,17 @@ func DecodeOutcomes(data []byte) ([]Outcome, error) {
 	}
 	return outs, nil
 }
+
+// Block is what a committed block did: its height and, for each decodable
+// transaction, its hash and the verdict on each bundle.
+type Block struct {
+	Height int64
+	Txs    []TxResult
+}
+
+// TxResult is one transaction of a Block.
+type TxResult struct {
+	Hash     string // upper-case hex SHA-256 of the tx, as CometBFT names it
+	Outcomes []Outcome
+	Reasons  []string // why each rejected bundle was rejected ("" if accepted)
+}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -19,6 +20,31 @@ type Store interface {
 // ReservedPrefix is the key space of the ledger's own records (sessions,
 // evidence). Handlers may read it but never write it.
 const ReservedPrefix = "ledger/"
+
+// SessionRecord is what the ledger keeps, under SessionKey, of each session
+// it applied. Handlers may read it, e.g. to show L1 references.
+type SessionRecord struct {
+	Session string `json:"session"`
+	Actor   string `json:"actor"`
+	Node    string `json:"node"`
+	Height  int64  `json:"height"`
+	TxHash  string `json:"tx_hash"`
+	Ops     int    `json:"ops"`
+	Results string `json:"results"`
+}
+
+// SessionKey is the state key of a committed session's record.
+func SessionKey(id string) string { return ReservedPrefix + "session/" + id }
+
+// LookupSession reads a committed session's record from st.
+func LookupSession(st Store, id string) (SessionRecord, bool) {
+	var rec SessionRecord
+	raw, _, err := st.Get(SessionKey(id))
+	if err != nil || raw == nil || json.Unmarshal(raw, &rec) != nil {
+		return SessionRecord{}, false
+	}
+	return rec, true
+}
 
 // ErrReserved is recorded when a handler writes to ReservedPrefix.
 var ErrReserved = errors.New("service: write to reserved key space")

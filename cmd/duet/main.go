@@ -17,6 +17,7 @@ import (
 
 	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/chain"
+	"github.com/duet-bft/duet/l2"
 	"github.com/duet-bft/duet/localnet"
 )
 
@@ -71,7 +72,7 @@ func runUp(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	home := fs.String("home", defaultHome(), "directory holding the whole network (a second up on it resumes)")
 	validators := fs.Int("validators", 4, "number of validators (n = 3f+1)")
-	l2 := fs.Int("l2", 0, "number of L2 nodes")
+	l2 := fs.Int("l2", 1, "number of L2 nodes")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of the first L2 node")
 	basePort := fs.Int("base-port", 26656, "node i listens on p2p base+10i and RPC base+10i+1")
 	fs.Parse(args)
@@ -91,6 +92,16 @@ func runNode(ctx context.Context, args []string) error {
 		return errors.New("node: --home is required")
 	}
 	log := logger()
+	if l2.IsL2(*home) {
+		n, err := l2.Start(l2.Config{Home: *home, Registry: supplychain.New(), LogLevel: *logLevel, Logger: log})
+		if err != nil {
+			return err
+		}
+		log.Info("L2 node running", "home", *home, "http", n.Addr, "rpc", n.Chain.RPCAddress())
+		<-ctx.Done()
+		log.Info("stopping")
+		return n.Stop()
+	}
 	n, err := chain.Start(chain.Config{Home: *home, Registry: supplychain.New(), LogLevel: *logLevel, Logger: log})
 	if err != nil {
 		return err

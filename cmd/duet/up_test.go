@@ -26,10 +26,11 @@ func TestUp(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	home := filepath.Join(t.TempDir(), "net")
-	base := freeBasePort(t, 4)
+	base := freeBasePort(t, 5)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", base+100)
 	up := func() *exec.Cmd {
 		os.Remove(filepath.Join(home, localnet.ClusterFile))
-		cmd := exec.Command(bin, "up", "--home", home, "--base-port", fmt.Sprint(base))
+		cmd := exec.Command(bin, "up", "--home", home, "--base-port", fmt.Sprint(base), "--http", httpAddr)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -53,8 +54,18 @@ func TestUp(t *testing.T) {
 
 	cmd := up()
 	cl := waitCluster(t, home)
-	if len(cl.Validators) != 4 || len(cl.Actors) < 9 {
-		t.Fatalf("cluster.json: %d validators, %d actors", len(cl.Validators), len(cl.Actors))
+	if len(cl.Validators) != 4 || len(cl.L2) != 1 || len(cl.Actors) < 9 {
+		t.Fatalf("cluster.json: %d validators, %d L2 nodes, %d actors", len(cl.Validators), len(cl.L2), len(cl.Actors))
+	}
+	if cl.L2[0].HTTP != httpAddr {
+		t.Errorf("L2 http %q, want %q", cl.L2[0].HTTP, httpAddr)
+	}
+	var ready struct {
+		Status string `json:"status"`
+	}
+	getJSON(t, "http://"+httpAddr+"/readyz", &ready)
+	if ready.Status != "ready" {
+		t.Errorf("L2 /readyz status %q", ready.Status)
 	}
 	roles := map[string]int{}
 	for _, a := range cl.Actors {

@@ -1,0 +1,744 @@
+package buffer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
+)
+
+// Chain is what the buffer needs of L1: the verified committed state (from
+// the node's own follower) and a way to submit a transaction.
+type Chain interface {
+	Committed() (service.Store, int64)
+	Submit(ctx context.Context, tx []byte) error
+}
+
+// Observer receives measurements; Buffer calls it from its own goroutines.
+type Observer interface {
+	Fsync(d time.Duration, records int)
+	Batch(bundles int)
+	Finality(d time.Duration)
+	QueueDepth(n int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Fsync(time.Duration, int) {}
+func (nopObserver) Batch(int)                {}
+func (nopObserver) Finality(time.Duration)   {}
+func (nopObserver) QueueDepth(int)           {}
+
+// Config configures a Buffer.
+type Config struct {
+	Node     string             // this L2 node's actor id (role l2). Required.
+	Key      ed25519.PrivateKey // its key: signs receipts and bundles. Required.
+	Registry *service.Registry  // the application. Required.
+	WALPath  string             // write-ahead log file. Required.
+
+	BatchInterval time.Duration // flush the commit queue this long after the first bundle; default 10ms
+	BatchMax      int           // or as soon as it holds this many bundles; default 256
+	SessionTTL    time.Duration // an open session idle this long is expired; default 15m
+	MaxOpen       int           // open sessions before new ones get 429; default 10000
+	MaxQueue      int           // bundles waiting for L1 before commits get 429; default 20000
+	ResubmitAfter time.Duration // resubmit a bundle with no verdict after this; default 10s
+	MaxRebase     int           // automatic rebases of one session after CONFLICT; default 5
+	Retain        time.Duration // keep final sessions in memory this long; default 1h
+
+	Now      func() time.Time // clock; default time.Now
+	Logger   *slog.Logger     // nil discards
+	Observer Observer         // nil discards
+}
+
+// Validate fills defaults and reports a config that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case !protocol.ValidID(c.Node):
+		return errors.New("buffer: Config.Node must be a valid actor id")
+	case len(c.Key) != ed25519.PrivateKeySize:
+		return errors.New("buffer: Config.Key is required")
+	case c.Registry == nil:
+		return errors.New("buffer: Config.Registry is required")
+	case c.WALPath == "":
+		return errors.New("buffer: Config.WALPath is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defi := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.BatchInterval, 10*time.Millisecond)
+	def(&c.SessionTTL, 15*time.Minute)
+	def(&c.ResubmitAfter, 10*time.Second)
+	def(&c.Retain, time.Hour)
+	defi(&c.BatchMax, 256)
+	defi(&c.MaxOpen, 10000)
+	defi(&c.MaxQueue, 20000)
+	defi(&c.MaxRebase, 5)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+	return nil
+}
+
+// Session statuses and the JSON of sessions and their events are part of
+// the wire format.
+const (
+	StatusOpen       = protocol.StatusOpen
+	StatusCommitting = protocol.StatusCommitting
+	StatusCommitted  = protocol.StatusCommitted
+	StatusRejected   = protocol.StatusRejected
+	StatusAborted    = protocol.StatusAborted
+)
+
+type (
+	Final       = protocol.Final
+	OpResult    = protocol.OpResult
+	Event       = protocol.Event
+	SessionView = protocol.SessionView
+)
+
+type state struct {
+	*Session
+	status     string
+	direct     bool
+	lastActive time.Time
+	lastTime   int64
+	committing time.Time // when the commit was requested
+	submitted  time.Time // when its current bundle went to L1 (zero: queued)
+	rebases    int
+	results    []OpResult
+	reserved   []string
+	final      *Final
+	events     []Event
+	subs       map[chan Event]struct{}
+	done       chan struct{}
+	hit        string // set by the reservation view when a read hits another session's key
+}
+
+// Input is one signed op as it arrives.
+type Input struct {
+	Session   string
+	Seq       uint64
+	Actor     string
+	Method    string
+	Path      string
+	Body      []byte
+	Signature []byte
+}
+
+// Reply is the answer to an op: the result, and for a kept op the node's
+// signed receipt; for a direct-mode op, its L1 outcome.
+type Reply struct {
+	Resp       service.Response
+	Receipt    *protocol.Receipt
+	ReceiptSig []byte
+	Final      *Final
+}
+
+// Buffer is an L2 node's session buffer.
+type Buffer struct {
+	cfg   Config
+	chain Chain
+	wal   *WAL
+	log   *slog.Logger
+	obs   Observer
+
+	mu       sync.Mutex
+	sessions map[string]*state
+	reserved map[string]string // key -> session holding it
+	queue    []*state          // committing, waiting to be submitted
+	inflight map[string][]*state
+	open     int
+
+	kick   chan struct{}
+	blocks chan protocol.Block
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+var errReserved = errors.New("buffer: key reserved by another session")
+
+// view is the store a session executes on: the latest committed state,
+// refusing keys another live session of this node holds.
+type view struct {
+	b *Buffer
+	s *state
+}
+
+func (v view) Get(key string) ([]byte, uint64, error) {
+	if holder, ok := v.b.reserved[key]; ok && holder != v.s.ID {
+		v.s.hit = fmt.Sprintf("%s is held by session %s", key, holder)
+		return nil, 0, errReserved
+	}
+	st, _ := v.b.chain.Committed()
+	return st.Get(key)
+}
+
+// Open replays the WAL at cfg.WALPath (re-executing every live session on
+// the current committed state), compacts it, and starts the committer.
+func Open(cfg Config, chain Chain) (*Buffer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Buffer{cfg: cfg, chain: chain, log: cfg.Logger, obs: cfg.Observer,
+		sessions: map[string]*state{}, reserved: map[string]string{}, inflight: map[string][]*state{},
+		kick: make(chan struct{}, 1), blocks: make(chan protocol.Block, 1024), stop: make(chan struct{})}
+	live, err := b.replay()
+	if err != nil {
+		return nil, err
+	}
+	if err := Rewrite(cfg.WALPath, live); err != nil {
+		return nil, fmt.Errorf("buffer: compact wal: %w", err)
+	}
+	w, _, err := OpenWAL(cfg.WALPath, b.obs.Fsync)
+	if err != nil {
+		return nil, err
+	}
+	b.wal = w
+	b.wg.Add(1)
+	go b.committer()
+	return b, nil
+}
+
+// Close stops the committer and closes the WAL. Queued sessions stay in the
+// WAL and are resubmitted by the next Open.
+func (b *Buffer) Close() error {
+	close(b.stop)
+	b.wg.Wait()
+	return b.wal.Close()
+}
+
+// OnBlock hands a committed block's verdicts to the buffer. It does not
+// block (the ledger calls it inside Commit).
+func (b *Buffer) OnBlock(blk protocol.Block) {
+	select {
+	case b.blocks <- blk:
+	default:
+		b.log.Error("block queue full; verdicts will be learnt by resubmission", "height", blk.Height)
+	}
+}
+
+func errResp(status int, code, format string, args ...any) *Reply {
+	return &Reply{Resp: service.Error(status, code, fmt.Sprintf(format, args...))}
+}
+
+func isSessionPath(p string) bool {
+	return p == service.PathSessions || strings.HasPrefix(p, service.PathSessions+"/")
+}
+
+// Do executes one signed op: a session start, a step, a commit, an abort,
+// or a direct-mode op (seq 0 of a new session id that is not a start). It
+// answers a kept op only once it is durable in the WAL; a direct-mode op
+// only once L1 has judged it (or ctx ends).
+func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
+	b.mu.Lock()
+	s, fresh, rep := b.admitLocked(in)
+	if rep != nil {
+		b.mu.Unlock()
+		return rep
+	}
+	now := b.cfg.Now()
+	t := max(now.UnixMilli(), s.lastTime)
+	s.hit = ""
+	resp, opHash, err := s.Step(b.cfg.Registry, in.Seq, in.Method, in.Path, in.Body, in.Signature, t)
+	if err != nil {
+		b.mu.Unlock()
+		return errResp(http.StatusConflict, "FAILED_PRECONDITION", "%v", err)
+	}
+	if s.hit != "" {
+		resp = service.Error(http.StatusConflict, "CONFLICT", s.hit)
+	}
+	if !resp.OK() {
+		b.mu.Unlock()
+		return &Reply{Resp: resp}
+	}
+	if fresh {
+		b.sessions[s.ID] = s
+		b.open++
+	}
+	s.lastTime, s.lastActive = t, now
+	b.reserveLocked(s)
+	r := OpResult{Seq: in.Seq, Method: in.Method, Path: in.Path, Status: resp.Status, Result: resp.Body, Time: t, OpHash: opHash.String()}
+	s.results = append(s.results, r)
+	b.publishLocked(s, Event{Type: "op", Op: &r, Status: s.status})
+	switch {
+	case in.Method == http.MethodPost && in.Path == service.CommitPath(s.ID):
+		b.commitLocked(s, now)
+	case in.Method == http.MethodDelete && in.Path == service.AbortPath(s.ID):
+		b.finishLocked(s, &Final{Status: StatusAborted})
+	case fresh && !(in.Method == http.MethodPost && in.Path == service.PathSessions):
+		s.direct = true
+		b.commitLocked(s, now)
+	}
+	durable := b.wal.Enqueue(encodeOp(s.ID, in.Actor, in.Seq, in.Method, in.Path, in.Body, in.Signature, t, resp.Hash()))
+	direct, done := s.direct, s.done
+	b.mu.Unlock()
+
+	if err := <-durable; err != nil {
+		b.log.Error("wal append failed", "err", err)
+		return errResp(http.StatusInternalServerError, "INTERNAL", "the op could not be made durable: %v", err)
+	}
+	rc := &protocol.Receipt{Node: b.cfg.Node, Session: s.ID, Seq: in.Seq, Op: opHash, Result: resp.Hash(), Time: t}
+	reply := &Reply{Resp: resp, Receipt: rc, ReceiptSig: rc.Sign(b.cfg.Key)}
+	if direct {
+		select {
+		case <-done:
+			b.mu.Lock()
+			reply.Final = s.final
+			b.mu.Unlock()
+		case <-ctx.Done():
+			return errResp(http.StatusServiceUnavailable, "UNAVAILABLE",
+				"L1 did not finalise session %s in time; it stays queued: follow GET /v1/sessions/%s", s.ID, s.ID)
+		}
+	}
+	return reply
+}
+
+// admitLocked checks an op against the session it belongs to (or opens a
+// new one) before anything executes.
+func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
+	s := b.sessions[in.Session]
+	if s != nil {
+		switch {
+		case s.status != StatusOpen:
+			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "session %s is %s", s.ID, s.status)
+		case in.Actor != s.Actor:
+			return nil, false, errResp(http.StatusForbidden, "PERMISSION_DENIED", "session %s belongs to %s", s.ID, s.Actor)
+		case in.Seq != s.Seq():
+			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "seq %d out of order: session %s expects seq %d", in.Seq, s.ID, s.Seq())
+		}
+		return s, false, nil
+	}
+	if in.Seq != 0 {
+		return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "session %s is not open on this node; a session starts at seq 0", in.Session)
+	}
+	if in.Path != service.PathSessions && isSessionPath(in.Path) {
+		return nil, false, errResp(http.StatusNotFound, "NOT_FOUND", "session %s is not open on this node", in.Session)
+	}
+	st, _ := b.chain.Committed()
+	if _, used := service.LookupSession(st, in.Session); used {
+		return nil, false, errResp(http.StatusConflict, "CONFLICT", "session id %s was already used", in.Session)
+	}
+	if b.open >= b.cfg.MaxOpen || len(b.queue) >= b.cfg.MaxQueue {
+		return nil, false, errResp(http.StatusTooManyRequests, "OVERLOADED", "too many open sessions or queued commits; retry later")
+	}
+	s = &state{status: StatusOpen, subs: map[chan Event]struct{}{}, done: make(chan struct{})}
+	s.Session = NewSession(in.Session, in.Actor, view{b, s})
+	return s, true, nil
+}
+
+func (b *Buffer) reserveLocked(s *state) {
+	for _, k := range s.Tx().WriteKeys() {
+		if _, held := b.reserved[k]; !held {
+			b.reserved[k] = s.ID
+			s.reserved = append(s.reserved, k)
+		}
+	}
+}
+
+func (b *Buffer) releaseLocked(s *state) {
+	for _, k := range s.reserved {
+		if b.reserved[k] == s.ID {
+			delete(b.reserved, k)
+		}
+	}
+	s.reserved = nil
+}
+
+func (b *Buffer) commitLocked(s *state, now time.Time) {
+	s.status = StatusCommitting
+	s.committing = now
+	b.open--
+	b.queue = append(b.queue, s)
+	b.obs.QueueDepth(len(b.queue))
+	b.publishLocked(s, Event{Type: "status", Status: s.status})
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// finishLocked ends a session: releases its keys, tells subscribers, and
+// logs the end so replay skips it.
+func (b *Buffer) finishLocked(s *state, f *Final) {
+	if s.final != nil {
+		return
+	}
+	if s.status == StatusOpen {
+		b.open--
+	}
+	s.status, s.final = f.Status, f
+	b.releaseLocked(s)
+	b.publishLocked(s, Event{Type: "final", Status: f.Status, Final: f})
+	for ch := range s.subs {
+		close(ch)
+	}
+	s.subs = nil
+	close(s.done)
+	if f.Status == StatusCommitted && !s.committing.IsZero() {
+		b.obs.Finality(b.cfg.Now().Sub(s.committing))
+	}
+	if b.wal != nil {
+		b.wal.Enqueue(encodeFinal(s.ID, f)) // durability of the end is not needed: replay re-learns it from L1
+	}
+}
+
+func (b *Buffer) publishLocked(s *state, ev Event) {
+	s.events = append(s.events, ev)
+	for ch := range s.subs {
+		select {
+		case ch <- ev:
+		default: // a subscriber that cannot keep up is cut off; it can reconnect
+			close(ch)
+			delete(s.subs, ch)
+		}
+	}
+}
+
+// Subscribe returns a session's events so far and a channel of later ones,
+// closed when the session ends. ok is false for an unknown session.
+func (b *Buffer) Subscribe(id string) (past []Event, ch <-chan Event, cancel func(), ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.sessions[id]
+	if s == nil {
+		return nil, nil, nil, false
+	}
+	past = append([]Event(nil), s.events...)
+	c := make(chan Event, 256)
+	if s.final != nil {
+		close(c)
+		return past, c, func() {}, true
+	}
+	s.subs[c] = struct{}{}
+	return past, c, func() {
+		b.mu.Lock()
+		if _, live := s.subs[c]; live {
+			delete(s.subs, c)
+			close(c)
+		}
+		b.mu.Unlock()
+	}, true
+}
+
+// Lookup returns a session this node holds in memory, or one L1 committed.
+func (b *Buffer) Lookup(id string) (SessionView, bool) {
+	b.mu.Lock()
+	s := b.sessions[id]
+	if s != nil {
+		v := SessionView{ID: s.ID, Actor: s.Actor, Status: s.status, Direct: s.direct,
+			Ops: append([]OpResult(nil), s.results...), Final: s.final}
+		b.mu.Unlock()
+		return v, true
+	}
+	b.mu.Unlock()
+	st, _ := b.chain.Committed()
+	rec, ok := service.LookupSession(st, id)
+	if !ok {
+		return SessionView{}, false
+	}
+	return SessionView{ID: id, Actor: rec.Actor, Status: StatusCommitted,
+		Final: &Final{Status: StatusCommitted, Height: rec.Height, TxHash: rec.TxHash}}, true
+}
+
+// QueueDepth returns the number of bundles waiting to be submitted.
+func (b *Buffer) QueueDepth() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// committer flushes the commit queue, follows verdicts, rebases conflicts,
+// resubmits stragglers and expires idle sessions. It is the only goroutine
+// that talks to L1.
+func (b *Buffer) committer() {
+	defer b.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case blk := <-b.blocks:
+			b.applyBlock(blk)
+		case <-b.kick:
+			// Wait out the batch interval (or until the batch is full),
+			// learning verdicts meanwhile.
+			deadline := time.NewTimer(b.cfg.BatchInterval)
+		wait:
+			for b.QueueDepth() < b.cfg.BatchMax {
+				select {
+				case <-deadline.C:
+					break wait
+				case blk := <-b.blocks:
+					b.applyBlock(blk)
+				case <-b.stop:
+					deadline.Stop()
+					return
+				}
+			}
+			deadline.Stop()
+			b.flush()
+		case <-tick.C:
+			b.housekeep()
+		}
+	}
+}
+
+func (b *Buffer) flush() {
+	for {
+		b.mu.Lock()
+		n := min(len(b.queue), b.cfg.BatchMax)
+		if n == 0 {
+			b.mu.Unlock()
+			return
+		}
+		batch := b.queue[:n:n]
+		b.queue = b.queue[n:]
+		b.obs.QueueDepth(len(b.queue))
+		b.mu.Unlock()
+		if err := b.submit(batch); err != nil {
+			b.log.Warn("submit failed; requeued", "bundles", n, "err", err)
+			select {
+			case <-b.stop:
+			case <-time.After(200 * time.Millisecond):
+			}
+			b.rekick()
+			return
+		}
+	}
+}
+
+// RejectedError is what Chain.Submit returns when L1 refuses a transaction
+// outright (CheckTx): resubmitting it unchanged cannot help.
+type RejectedError interface {
+	error
+	Rejected() (code uint32, log string)
+}
+
+// submit sends one batch. A transient failure requeues it and is returned;
+// a batch L1 refuses is split, so one bad bundle cannot hold back others,
+// and a refused single bundle rejects its session.
+func (b *Buffer) submit(batch []*state) error {
+	b.mu.Lock()
+	bundles := make([]protocol.Bundle, len(batch))
+	for i, s := range batch {
+		bundles[i] = s.Bundle(b.cfg.Node, b.cfg.Key)
+	}
+	tx := protocol.EncodeBatch(&protocol.Batch{Bundles: bundles})
+	sum := sha256.Sum256(tx)
+	hash := strings.ToUpper(hex.EncodeToString(sum[:]))
+	now := b.cfg.Now()
+	for _, s := range batch {
+		s.submitted = now
+	}
+	b.inflight[hash] = batch
+	b.mu.Unlock()
+	b.obs.Batch(len(batch))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := b.chain.Submit(ctx, tx)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	b.mu.Lock()
+	delete(b.inflight, hash)
+	for _, s := range batch {
+		s.submitted = time.Time{}
+	}
+	var rej RejectedError
+	if !errors.As(err, &rej) {
+		b.queue = append(batch, b.queue...)
+		b.mu.Unlock()
+		return err
+	}
+	if len(batch) == 1 {
+		code, log := rej.Rejected()
+		b.finishLocked(batch[0], &Final{Status: StatusRejected, Code: protocol.Code(code).String(), Reason: log})
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	for k, s := range batch {
+		if err := b.submit([]*state{s}); err != nil {
+			b.mu.Lock()
+			b.queue = append(append([]*state(nil), batch[k+1:]...), b.queue...)
+			b.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Buffer) rekick() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// applyBlock settles the sessions whose bundles a block judged.
+func (b *Buffer) applyBlock(blk protocol.Block) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	requeued := false
+	for _, tx := range blk.Txs {
+		batch, ours := b.inflight[tx.Hash]
+		if !ours {
+			continue
+		}
+		delete(b.inflight, tx.Hash)
+		for i, out := range tx.Outcomes {
+			if i >= len(batch) {
+				break
+			}
+			s := batch[i]
+			if s.final != nil || s.ID != out.Session {
+				continue
+			}
+			s.submitted = time.Time{}
+			switch out.Code {
+			case protocol.CodeOK:
+				b.finishLocked(s, &Final{Status: StatusCommitted, Height: blk.Height, TxHash: tx.Hash})
+			case protocol.CodeAlreadyCommitted:
+				st, _ := b.chain.Committed()
+				if rec, ok := service.LookupSession(st, s.ID); ok && rec.Node == b.cfg.Node {
+					b.finishLocked(s, &Final{Status: StatusCommitted, Height: rec.Height, TxHash: rec.TxHash})
+				} else {
+					b.finishLocked(s, &Final{Status: StatusRejected, Code: out.Code.String(), Reason: "session id used by another node"})
+				}
+			case protocol.CodeConflict:
+				if b.rebaseLocked(s, tx.Reasons[i]) {
+					requeued = true
+				}
+			default:
+				b.finishLocked(s, &Final{Status: StatusRejected, Code: out.Code.String(), Reason: tx.Reasons[i]})
+			}
+		}
+	}
+	if requeued {
+		b.rekick()
+	}
+}
+
+// rebaseLocked re-executes a conflicted session on the current committed
+// state with the same signed ops and times. Identical results: the session
+// is queued again with fresh read versions. Otherwise it is rejected with
+// what changed.
+func (b *Buffer) rebaseLocked(s *state, reason string) bool {
+	s.rebases++
+	if s.rebases > b.cfg.MaxRebase {
+		b.finishLocked(s, &Final{Status: StatusRejected, Code: "CONFLICT", Reason: reason + " (rebased too often)"})
+		return false
+	}
+	b.releaseLocked(s)
+	fresh := NewSession(s.ID, s.Actor, view{b, s})
+	for _, op := range s.ops {
+		s.hit = ""
+		resp, _, _ := fresh.Step(b.cfg.Registry, fresh.Seq(), op.Method, op.Path, op.Body, op.Signature, op.Time)
+		if s.hit != "" || resp.Hash() != op.Result {
+			changed := fmt.Sprintf("op %d (%s %s) now gives %d %s", fresh.Seq(), op.Method, op.Path, resp.Status, truncate(resp.Body))
+			if s.hit != "" {
+				changed = fmt.Sprintf("op %d (%s %s): %s", fresh.Seq(), op.Method, op.Path, s.hit)
+			}
+			b.finishLocked(s, &Final{Status: StatusRejected, Code: "CONFLICT", Reason: reason + "; " + changed})
+			return false
+		}
+	}
+	s.Session = fresh
+	b.reserveLocked(s)
+	b.queue = append(b.queue, s)
+	b.log.Info("rebased after conflict", "session", s.ID, "reason", reason)
+	return true
+}
+
+func truncate(b []byte) string {
+	if len(b) > 300 {
+		return string(b[:300]) + "..."
+	}
+	return string(b)
+}
+
+// housekeep expires idle sessions, resubmits bundles L1 has not judged,
+// and forgets old final sessions.
+func (b *Buffer) housekeep() {
+	b.mu.Lock()
+	now := b.cfg.Now()
+	for id, s := range b.sessions {
+		switch {
+		case s.status == StatusOpen && now.Sub(s.lastActive) > b.cfg.SessionTTL:
+			b.finishLocked(s, &Final{Status: StatusAborted, Code: "EXPIRED", Reason: "idle longer than the session TTL"})
+		case s.final != nil && now.Sub(s.lastActive) > b.cfg.Retain:
+			delete(b.sessions, id)
+		}
+	}
+	resubmit := false
+	for hash, batch := range b.inflight {
+		if len(batch) > 0 && now.Sub(batch[0].submitted) > b.cfg.ResubmitAfter {
+			delete(b.inflight, hash)
+			for _, s := range batch {
+				if s.final == nil {
+					s.submitted = time.Time{}
+					b.queue = append(b.queue, s)
+					resubmit = true
+				}
+			}
+		}
+	}
+	b.mu.Unlock()
+	if resubmit {
+		b.rekick()
+	}
+}
+
+// PendingView returns the L2 view for queries: committed state with the
+// writes of this node's sessions that wait for L1 on top (version 0).
+func (b *Buffer) PendingView() service.Store {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pending := map[string][]byte{}
+	for _, s := range b.sessions {
+		if s.status == StatusCommitting {
+			for _, kv := range s.Tx().Writes() {
+				pending[kv.Key] = kv.Value
+			}
+		}
+	}
+	st, _ := b.chain.Committed()
+	return pendingView{st, pending}
+}
+
+type pendingView struct {
+	base    service.Store
+	pending map[string][]byte
+}
+
+func (p pendingView) Get(key string) ([]byte, uint64, error) {
+	if v, ok := p.pending[key]; ok {
+		return v, 0, nil
+	}
+	return p.base.Get(key)
+}

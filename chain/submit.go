@@ -1,0 +1,77 @@
+package chain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+)
+
+// Submitter broadcasts transactions to L1 nodes over CometBFT RPC, trying
+// each node in turn from the last one that worked.
+type Submitter struct {
+	clients []*rpchttp.HTTP
+	urls    []string
+	mu      sync.Mutex
+	next    int
+}
+
+// RejectedError is a transaction CheckTx refused: resubmitting it as is
+// will not help.
+type RejectedError struct {
+	Code uint32
+	Log  string
+}
+
+// Rejected returns the CheckTx code and log.
+func (e *RejectedError) Rejected() (uint32, string) { return e.Code, e.Log }
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("chain: CheckTx rejected (code %d): %s", e.Code, e.Log)
+}
+
+// NewSubmitter returns a submitter over the RPC URLs (http://host:port).
+func NewSubmitter(urls []string) (*Submitter, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("chain: no L1 RPC address to submit to")
+	}
+	s := &Submitter{urls: urls}
+	for _, u := range urls {
+		c, err := rpchttp.New(u, "/websocket")
+		if err != nil {
+			return nil, fmt.Errorf("chain: rpc client %s: %w", u, err)
+		}
+		s.clients = append(s.clients, c)
+	}
+	return s, nil
+}
+
+// Submit broadcasts tx (broadcast_tx_sync) to the first node that takes it.
+// A tx already in a node's mempool cache counts as submitted.
+func (s *Submitter) Submit(ctx context.Context, tx []byte) error {
+	s.mu.Lock()
+	start := s.next
+	s.mu.Unlock()
+	var errs []error
+	for i := range s.clients {
+		k := (start + i) % len(s.clients)
+		res, err := s.clients[k].BroadcastTxSync(ctx, tx)
+		if err == nil && res.Code != 0 {
+			return &RejectedError{Code: res.Code, Log: res.Log}
+		}
+		if err == nil || strings.Contains(err.Error(), "tx already exists in cache") {
+			s.mu.Lock()
+			s.next = k
+			s.mu.Unlock()
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", s.urls[k], err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,312 @@
+// Package gateway is an L2 node's HTTP surface: it authenticates the
+// headers of each signed op, hands it to the session buffer, maps every
+// outcome to a JSON answer with a fitting status, and serves sessions,
+// their event streams, application queries, health, metrics and the
+// OpenAPI document.
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/duet-bft/duet/buffer"
+	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
+)
+
+// Header names of a signed op and of the node's answers.
+const (
+	HeaderActor     = "Duet-Actor"
+	HeaderSession   = "Duet-Session"
+	HeaderSeq       = "Duet-Seq"
+	HeaderSignature = "Duet-Signature"
+	HeaderReceipt   = "Duet-Receipt"
+	HeaderL1Height  = "Duet-L1-Height"
+	HeaderL1Tx      = "Duet-L1-Tx"
+)
+
+// Chain is what the gateway reads of L1.
+type Chain interface {
+	Committed() (service.Store, int64)
+	Ready() bool // caught up and able to serve
+}
+
+// Config configures the handler.
+type Config struct {
+	Buffer   *buffer.Buffer    // required
+	Registry *service.Registry // required
+	Chain    Chain             // required
+	Node     string            // this node's actor id
+	NodeKey  ed25519.PublicKey // its public key, published at /v1/node
+	// MaxBody bounds a request body; default protocol.MaxBody (64 KiB).
+	MaxBody int64
+	// DirectTimeout bounds the wait for L1 in direct mode; default 30s.
+	DirectTimeout time.Duration
+	// Metrics are the node's collectors (see NewMetrics); /metrics serves
+	// Gatherer. Both nil: a private registry.
+	Metrics  *Metrics
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+}
+
+// Receipt is the JSON in the Duet-Receipt header (standard base64).
+type Receipt struct {
+	protocol.Receipt
+	Signature []byte `json:"signature"`
+}
+
+type handler struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *Metrics
+}
+
+// New returns the node's HTTP handler.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Buffer == nil || cfg.Registry == nil || cfg.Chain == nil {
+		return nil, errors.New("gateway: Buffer, Registry and Chain are required")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = protocol.MaxBody
+	}
+	if cfg.DirectTimeout <= 0 {
+		cfg.DirectTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		r := prometheus.NewRegistry()
+		m, err := NewMetrics(r)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Metrics, cfg.Gatherer = m, r
+	}
+	h := &handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: cfg.Metrics}
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	h.mux.HandleFunc("GET /readyz", h.ready)
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	h.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(OpenAPI)
+	})
+	h.mux.HandleFunc("GET /v1/node", h.node)
+	h.mux.HandleFunc("GET /v1/sessions/{id}", h.session)
+	h.mux.HandleFunc("GET /v1/sessions/{id}/events", h.events)
+	h.mux.HandleFunc("GET /", h.query)
+	h.mux.HandleFunc("/", h.op)
+	return h, nil
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.Error("panic serving request", "path", r.URL.Path, "panic", p)
+			writeError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
+		}
+	}()
+	h.mux.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	resp := service.Error(status, code, msg)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(resp.Body)
+}
+
+func (h *handler) ready(w http.ResponseWriter, r *http.Request) {
+	_, height := h.cfg.Chain.Committed()
+	if !h.cfg.Chain.Ready() || height < 1 {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", fmt.Sprintf("following L1: height %d, not caught up", height))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "height": height, "queue": h.cfg.Buffer.QueueDepth()})
+}
+
+func (h *handler) node(w http.ResponseWriter, r *http.Request) {
+	_, height := h.cfg.Chain.Committed()
+	writeJSON(w, http.StatusOK, map[string]any{"id": h.cfg.Node, "public_key": []byte(h.cfg.NodeKey), "height": height})
+}
+
+func (h *handler) session(w http.ResponseWriter, r *http.Request) {
+	v, ok := h.cfg.Buffer.Lookup(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no session "+r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"session": v})
+}
+
+// events streams a session's events as Server-Sent Events: every event so
+// far, then each new one, ending with the final one.
+func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+	past, ch, cancel, ok := h.cfg.Buffer.Subscribe(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no session "+r.PathValue("id")+" on this node")
+		return
+	}
+	defer cancel()
+	fl, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	send := func(ev buffer.Event) {
+		data, _ := json.Marshal(ev)
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data)
+	}
+	for _, ev := range past {
+		send(ev)
+	}
+	if fl != nil {
+		fl.Flush()
+	}
+	for {
+		select {
+		case ev, open := <-ch:
+			if !open {
+				return
+			}
+			send(ev)
+			if fl != nil {
+				fl.Flush()
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// query answers a GET route of the application: on L1's committed state
+// with ?view=committed, else on the L2 view (committed state plus the
+// writes of this node's sessions that are waiting for L1).
+func (h *handler) query(w http.ResponseWriter, r *http.Request) {
+	var st service.Store
+	switch r.URL.Query().Get("view") {
+	case "committed":
+		st, _ = h.cfg.Chain.Committed()
+	case "", "l2":
+		st = h.cfg.Buffer.PendingView()
+	default:
+		writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "view must be committed or l2")
+		return
+	}
+	resp := h.cfg.Registry.Query(st, r.URL.Path)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(resp.Status)
+	w.Write(resp.Body)
+}
+
+// op handles a signed mutating request.
+func (h *handler) op(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.Method+" not allowed")
+		return
+	}
+	in, status, code, msg := h.parse(w, r)
+	if status != 0 {
+		writeError(w, status, code, msg)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.DirectTimeout)
+	defer cancel()
+	rep := h.cfg.Buffer.Do(ctx, in)
+	if rep.Receipt != nil {
+		raw, _ := json.Marshal(Receipt{Receipt: *rep.Receipt, Signature: rep.ReceiptSig})
+		w.Header().Set(HeaderReceipt, base64.StdEncoding.EncodeToString(raw))
+	}
+	resp := rep.Resp
+	kind := "step"
+	if f := rep.Final; f != nil {
+		kind = "direct"
+		if f.Height > 0 {
+			w.Header().Set(HeaderL1Height, strconv.FormatInt(f.Height, 10))
+			w.Header().Set(HeaderL1Tx, f.TxHash)
+		}
+		if f.Status != buffer.StatusCommitted {
+			resp = service.Error(http.StatusConflict, f.Code, "L1 rejected the operation: "+f.Reason)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(resp.Status)
+	w.Write(resp.Body)
+	h.metrics.Step.WithLabelValues(kind, strconv.Itoa(resp.Status/100)+"xx").Observe(time.Since(start).Seconds())
+}
+
+// parse reads the signed-op headers and the body. A non-zero status is an
+// error to answer with.
+func (h *handler) parse(w http.ResponseWriter, r *http.Request) (in *buffer.Input, status int, code, msg string) {
+	actor, session, seqs, sigs := r.Header.Get(HeaderActor), r.Header.Get(HeaderSession), r.Header.Get(HeaderSeq), r.Header.Get(HeaderSignature)
+	if actor == "" || session == "" || seqs == "" || sigs == "" {
+		return nil, http.StatusUnauthorized, "UNAUTHENTICATED",
+			fmt.Sprintf("a mutating request must be signed: headers %s, %s, %s and %s are required", HeaderActor, HeaderSession, HeaderSeq, HeaderSignature)
+	}
+	if !protocol.ValidID(actor) {
+		return nil, http.StatusUnauthorized, "UNAUTHENTICATED", "bad " + HeaderActor
+	}
+	if !protocol.ValidID(session) {
+		return nil, http.StatusBadRequest, "INVALID_ARGUMENT", HeaderSession + " must be 1-64 characters of A-Za-z0-9._-"
+	}
+	seq, err := strconv.ParseUint(seqs, 10, 32)
+	if err != nil || (len(seqs) > 1 && seqs[0] == '0') {
+		return nil, http.StatusBadRequest, "MALFORMED", HeaderSeq + " must be a decimal integer"
+	}
+	sig, err := base64.StdEncoding.DecodeString(sigs)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return nil, http.StatusUnauthorized, "UNAUTHENTICATED", HeaderSignature + " must be the standard base64 of a 64-byte Ed25519 signature"
+	}
+	if !protocol.ValidPath(r.URL.Path) {
+		return nil, http.StatusBadRequest, "INVALID_ARGUMENT", "bad path"
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, http.StatusRequestEntityTooLarge, "TOO_LARGE", fmt.Sprintf("body exceeds %d bytes", h.cfg.MaxBody)
+		}
+		return nil, http.StatusBadRequest, "MALFORMED", "reading body: " + err.Error()
+	}
+	return &buffer.Input{Session: session, Seq: seq, Actor: actor, Method: r.Method, Path: r.URL.Path,
+		Body: body, Signature: sig}, 0, "", ""
+}
+
+// ErrorCode extracts the error code of a JSON error body ("" if none).
+func ErrorCode(body []byte) string {
+	var e service.ErrorBody
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	return strings.TrimSpace(e.Error.Code)
+}
+
+// OpenAPI is the contract served at /v1/openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
