@@ -17,14 +17,28 @@ import (
 	"github.com/duet-bft/duet/localnet"
 )
 
+// bin is the duet binary built once for the tests of this package.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "duet-bin")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "duet")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // TestUp runs the real binary: `duet up` starts four validator processes,
 // writes cluster.json, restarts a validator killed with -9, stops on
 // SIGTERM, and a second `up` on the same directory resumes the chain.
 func TestUp(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "duet")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	home := filepath.Join(t.TempDir(), "net")
 	base := freeBasePort(t, 5)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", base+100)
