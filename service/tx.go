@@ -38,9 +38,22 @@ func SessionKey(id string) string { return ReservedPrefix + "session/" + id }
 
 // LookupSession reads a committed session's record from st.
 func LookupSession(st Store, id string) (SessionRecord, bool) {
-	var rec SessionRecord
 	raw, _, err := st.Get(SessionKey(id))
-	if err != nil || raw == nil || json.Unmarshal(raw, &rec) != nil {
+	if err != nil {
+		return SessionRecord{}, false
+	}
+	return decodeSessionRecord(raw)
+}
+
+// SessionOf reads a committed session's record through a handler's Tx.
+func SessionOf(tx *Tx, id string) (SessionRecord, bool) {
+	raw, _ := tx.Get(SessionKey(id))
+	return decodeSessionRecord(raw)
+}
+
+func decodeSessionRecord(raw []byte) (SessionRecord, bool) {
+	var rec SessionRecord
+	if raw == nil || json.Unmarshal(raw, &rec) != nil {
 		return SessionRecord{}, false
 	}
 	return rec, true

@@ -682,10 +682,28 @@ func getHistory(tx *service.Tx, ctx *service.Context, req *service.Request) (ser
 	if err != nil {
 		return service.Response{}, err
 	}
+	// "Committed history with L1 references": each step names the L1
+	// height and transaction that applied its session. A step whose session
+	// L1 has not applied (in the L2 view) has none.
+	type l1Ref struct {
+		Height int64  `json:"height"`
+		TxHash string `json:"tx_hash"`
+	}
+	type entry struct {
+		Event
+		L1 *l1Ref `json:"l1,omitempty"`
+	}
+	out := make([]entry, len(p.History))
+	for i, ev := range p.History {
+		out[i].Event = ev
+		if rec, ok := service.SessionOf(tx, ev.Session); ok {
+			out[i].L1 = &l1Ref{Height: rec.Height, TxHash: rec.TxHash}
+		}
+	}
 	return service.JSON(http.StatusOK, struct {
 		PackageID string  `json:"package_id"`
-		History   []Event `json:"history"`
-	}{p.ID, p.History}), nil
+		History   []entry `json:"history"`
+	}{p.ID, out}), nil
 }
 
 func getCourier(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {

@@ -188,6 +188,23 @@ func TestL2(t *testing.T) {
 			t.Errorf("validator %d: PKG-1 stage %v", i, p["stage"])
 		}
 	}
+	// Its history carries the L1 reference of each step's session.
+	var hist struct {
+		History []struct {
+			Step string `json:"step"`
+			L1   *struct {
+				Height int64  `json:"height"`
+				TxHash string `json:"tx_hash"`
+			} `json:"l1"`
+		} `json:"history"`
+	}
+	if err := c0.Get(ctx, "/v1/packages/PKG-1/history?view=committed", &hist); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist.History) != 5 || hist.History[4].Step != "label" || hist.History[4].L1 == nil ||
+		hist.History[4].L1.Height != final.Height || hist.History[4].L1.TxHash != final.TxHash {
+		t.Errorf("history %+v, want 5 steps, the label at height %d tx %s", hist, final.Height, final.TxHash)
+	}
 	// Once wf-1 is final its reservation is gone.
 	must(t, "abort other", nil, other.Abort(ctx))
 

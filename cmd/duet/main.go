@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/duet-bft/duet/apps/supplychain"
+	"github.com/duet-bft/duet/bench"
 	"github.com/duet-bft/duet/chain"
 	"github.com/duet-bft/duet/l2"
 	"github.com/duet-bft/duet/localnet"
@@ -26,6 +29,7 @@ const usage = `duet: Byzantine-fault-tolerant web services with millisecond answ
 Usage:
   duet up [--home DIR] [--validators N] [--l2 M] [--http ADDR]   run a local network
   duet node --home DIR                                           run one node
+  duet bench [--validators 4,7] [--l2 1,2] [--iterations N]      measure L2 against direct mode
 
 Run "duet <command> -h" for a command's flags.
 `
@@ -43,6 +47,8 @@ func main() {
 		err = runUp(ctx, os.Args[2:])
 	case "node":
 		err = runNode(ctx, os.Args[2:])
+	case "bench":
+		err = runBench(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -110,4 +116,42 @@ func runNode(ctx context.Context, args []string) error {
 	<-ctx.Done()
 	log.Info("stopping")
 	return n.Stop()
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	validators := fs.String("validators", "4", "comma-separated L1 sizes")
+	l2 := fs.String("l2", "1", "comma-separated L2 node counts")
+	iterations := fs.Int("iterations", 20, "workflows per configuration and mode")
+	out := fs.String("out", "bench-out", "directory for results.json and results.md")
+	basePort := fs.Int("base-port", 36656, "first port of the benchmark networks")
+	httpAddr := fs.String("http", "127.0.0.1:38080", "HTTP address of the first L2 node")
+	seed := fs.Uint64("seed", 1, "seed of package ids")
+	fs.Parse(args)
+	vs, err := ints(*validators)
+	if err != nil {
+		return err
+	}
+	ls, err := ints(*l2)
+	if err != nil {
+		return err
+	}
+	res, err := bench.RunWorkflow(ctx, bench.Config{Validators: vs, L2: ls, Iterations: *iterations, Out: *out,
+		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, Progress: os.Stderr})
+	if res != nil {
+		fmt.Print(bench.Markdown(res))
+	}
+	return err
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad number %q in %q", f, s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

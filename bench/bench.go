@@ -1,0 +1,373 @@
+// Package bench measures duet the way the paper measured its prototype: the
+// latency of each step of the supply-chain workflow answered by L2, next to
+// the same workflow in direct mode (every step waits for L1 finality), in
+// the same run, on local networks started by the same launcher as `duet up`.
+package bench
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/duet-bft/duet/apps/supplychain"
+	"github.com/duet-bft/duet/client"
+	"github.com/duet-bft/duet/localnet"
+	"github.com/duet-bft/duet/protocol"
+)
+
+// Config configures a workflow benchmark.
+type Config struct {
+	Validators []int     // L1 sizes; default [4]
+	L2         []int     // L2 node counts; default [1]
+	Iterations int       // workflows per configuration and mode; default 20
+	Out        string    // output directory; required
+	BasePort   int       // first port of the networks; default 36656
+	HTTP       string    // first L2 node's HTTP address; default 127.0.0.1:38080
+	Seed       uint64    // seeds package ids and the order of work; default 1
+	Executable string    // duet binary for the nodes; default this process
+	Progress   io.Writer // progress lines; nil discards
+}
+
+// Steps of the workflow, in order.
+var Steps = []string{"create", "start", "scan", "validate", "qc", "label", "commit"}
+
+// Stats summarises latencies in milliseconds.
+type Stats struct {
+	N    int     `json:"n"`
+	Mean float64 `json:"mean_ms"`
+	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
+	P99  float64 `json:"p99_ms"`
+	Max  float64 `json:"max_ms"`
+}
+
+func summarise(d []time.Duration) Stats {
+	if len(d) == 0 {
+		return Stats{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	var sum time.Duration
+	for _, x := range s {
+		sum += x
+	}
+	q := func(p float64) float64 { return ms(s[min(len(s)-1, int(p*float64(len(s))))]) }
+	return Stats{N: len(s), Mean: ms(sum / time.Duration(len(s))), P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: ms(s[len(s)-1])}
+}
+
+// ConfigResult is one (validators, L2 nodes) configuration.
+type ConfigResult struct {
+	Validators int                `json:"validators"`
+	L2         int                `json:"l2"`
+	L2Steps    map[string]Stats   `json:"l2_steps"`     // answered by L2
+	Direct     map[string]Stats   `json:"direct_steps"` // each step waits for L1
+	Finality   Stats              `json:"finality"`     // commit request -> committed event
+	Workflow   Stats              `json:"workflow"`     // operator session start .. commit answered (L2)
+	DirectFlow Stats              `json:"direct_workflow"`
+	Ratio      map[string]float64 `json:"ratio_direct_over_l2_p50"`
+}
+
+// Results is what results.json holds.
+type Results struct {
+	Started string         `json:"started"`
+	Machine Machine        `json:"machine"`
+	Config  Config         `json:"config"`
+	Configs []ConfigResult `json:"configs"`
+}
+
+// Machine describes where the benchmark ran.
+type Machine struct {
+	GOOS   string `json:"goos"`
+	GOARCH string `json:"goarch"`
+	CPUs   int    `json:"cpus"`
+	Go     string `json:"go"`
+	Model  string `json:"cpu_model"`
+}
+
+func machine() Machine {
+	m := Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				_, m.Model, _ = strings.Cut(line, ": ")
+				break
+			}
+		}
+	}
+	return m
+}
+
+func (c *Config) setDefaults() error {
+	if c.Out == "" {
+		return errors.New("bench: Config.Out is required")
+	}
+	if len(c.Validators) == 0 {
+		c.Validators = []int{4}
+	}
+	if len(c.L2) == 0 {
+		c.L2 = []int{1}
+	}
+	if c.Iterations <= 0 {
+		c.Iterations = 20
+	}
+	if c.BasePort == 0 {
+		c.BasePort = 36656
+	}
+	if c.HTTP == "" {
+		c.HTTP = "127.0.0.1:38080"
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	return nil
+}
+
+// RunWorkflow runs the workflow benchmark over every configuration and
+// writes results.json and results.md to cfg.Out.
+func RunWorkflow(ctx context.Context, cfg Config) (*Results, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, err
+	}
+	res := &Results{Started: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Config: cfg}
+	fmt.Fprintf(cfg.Progress, "duet bench workflow: validators %v, L2 %v, %d iterations, seed %d, %d CPUs (%s)\n",
+		cfg.Validators, cfg.L2, cfg.Iterations, cfg.Seed, res.Machine.CPUs, res.Machine.Model)
+	for _, v := range cfg.Validators {
+		for _, l := range cfg.L2 {
+			cr, err := runConfig(ctx, cfg, v, l)
+			if err != nil {
+				return res, fmt.Errorf("validators %d, L2 %d: %w", v, l, err)
+			}
+			res.Configs = append(res.Configs, *cr)
+			if err := write(cfg.Out, res); err != nil {
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
+
+type network struct {
+	localnet.Network
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startNetwork(ctx context.Context, cfg Config, validators, l2 int) (*network, error) {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("duet-bench-v%d-l%d-", validators, l2))
+	if err != nil {
+		return nil, err
+	}
+	nctx, cancel := context.WithCancel(ctx)
+	n := &network{cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		n.done <- localnet.Up(nctx, localnet.Config{Spec: localnet.Spec{Dir: dir, Validators: validators, L2: l2,
+			BasePort: cfg.BasePort, HTTP: cfg.HTTP, AppGenesis: supplychain.DemoGenesis}, Executable: cfg.Executable})
+		os.RemoveAll(dir)
+	}()
+	deadline := time.After(3 * time.Minute)
+	for {
+		raw, err := os.ReadFile(filepath.Join(dir, localnet.ClusterFile))
+		if err == nil && json.Unmarshal(raw, &n.Network) == nil {
+			return n, nil
+		}
+		select {
+		case err := <-n.done:
+			cancel()
+			return nil, fmt.Errorf("network did not start: %v", err)
+		case <-deadline:
+			n.stop()
+			return nil, errors.New("network did not start in 3 minutes")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (n *network) stop() {
+	n.cancel()
+	<-n.done
+}
+
+func (n *network) signer(id string) client.Signer {
+	for _, a := range n.Actors {
+		if a.ID == id {
+			return client.Signer{ID: a.ID, Key: ed25519.NewKeyFromSeed(a.PrivateKey)}
+		}
+	}
+	panic("bench: no actor " + id)
+}
+
+func (n *network) client(i int) *client.Client {
+	c := client.New("http://" + n.L2[i%len(n.L2)].HTTP)
+	for _, a := range n.Actors {
+		if a.ID == n.L2[i%len(n.L2)].ID {
+			c.NodeKey = a.PublicKey
+		}
+	}
+	return c
+}
+
+var items = []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}, {SKU: "SKU-2", Name: "Gadget", Qty: 1}}
+var observed = []supplychain.ObservedItem{{SKU: "SKU-1", Qty: 3}, {SKU: "SKU-2", Qty: 1}}
+
+func runConfig(ctx context.Context, cfg Config, validators, l2 int) (*ConfigResult, error) {
+	fmt.Fprintf(cfg.Progress, "  starting %d validators + %d L2 ...\n", validators, l2)
+	n, err := startNetwork(ctx, cfg, validators, l2)
+	if err != nil {
+		return nil, err
+	}
+	defer n.stop()
+	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(validators*100+l2)))
+	run := fmt.Sprintf("%x", rng.Uint32())
+	l2Lat := map[string][]time.Duration{}
+	directLat := map[string][]time.Duration{}
+	var finality, flow, dflow []time.Duration
+	timed := func(m map[string][]time.Duration, step string, f func() error) error {
+		t := time.Now()
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", step, err)
+		}
+		m[step] = append(m[step], time.Since(t))
+		return nil
+	}
+	sup, op := n.signer("supplier-1"), n.signer("operator-1")
+	for i := 0; i < cfg.Iterations; i++ {
+		c := n.client(i)
+		// L2 mode.
+		pkg := fmt.Sprintf("B%s-L-%d", run, i)
+		ss := c.NewSession(sup, pkg+"-sup")
+		if err := ss.Start(ctx, nil); err != nil {
+			return nil, err
+		}
+		if err := timed(l2Lat, "create", func() error {
+			_, err := ss.CreatePackage(ctx, client.NewPackage{ID: pkg, Destination: "DC Jakarta", Items: items})
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if err := ss.Commit(ctx); err != nil {
+			return nil, err
+		}
+		if f, err := c.Wait(ctx, ss.ID); err != nil || f.Status != protocol.StatusCommitted {
+			return nil, fmt.Errorf("supplier session: %+v %v", f, err)
+		}
+		s := c.NewSession(op, pkg+"-op")
+		flowStart := time.Now()
+		steps := []struct {
+			name string
+			f    func() error
+		}{
+			{"start", func() error { return s.Start(ctx, map[string]string{"package_id": pkg}) }},
+			{"scan", func() error { _, err := s.Scan(ctx, pkg); return err }},
+			{"validate", func() error { _, err := s.Validate(ctx, pkg, observed, nil); return err }},
+			{"qc", func() error { _, err := s.QC(ctx, pkg, true, "ok", map[string]any{"seal": "intact"}); return err }},
+			{"label", func() error { _, err := s.Label(ctx, pkg, "courier-1", nil); return err }},
+			{"commit", func() error { return s.Commit(ctx) }},
+		}
+		for _, st := range steps {
+			if err := timed(l2Lat, st.name, st.f); err != nil {
+				return nil, err
+			}
+		}
+		flow = append(flow, time.Since(flowStart))
+		commitAt := time.Now()
+		if f, err := c.Wait(ctx, s.ID); err != nil || f.Status != protocol.StatusCommitted {
+			return nil, fmt.Errorf("operator session: %+v %v", f, err)
+		}
+		finality = append(finality, time.Since(commitAt))
+
+		// Direct mode: every step is a one-op session answered after L1 finality.
+		dpkg := fmt.Sprintf("B%s-D-%d", run, i)
+		direct := func(step string, signer client.Signer, do func(*client.Session) error) error {
+			return timed(directLat, step, func() error {
+				return do(c.NewSession(signer, fmt.Sprintf("%s-%s", dpkg, step)))
+			})
+		}
+		dStart := time.Now()
+		for _, st := range []struct {
+			name   string
+			signer client.Signer
+			f      func(*client.Session) error
+		}{
+			{"create", sup, func(s *client.Session) error {
+				_, err := s.CreatePackage(ctx, client.NewPackage{ID: dpkg, Destination: "DC Jakarta", Items: items})
+				return err
+			}},
+			{"scan", op, func(s *client.Session) error { _, err := s.Scan(ctx, dpkg); return err }},
+			{"validate", op, func(s *client.Session) error { _, err := s.Validate(ctx, dpkg, observed, nil); return err }},
+			{"qc", op, func(s *client.Session) error { _, err := s.QC(ctx, dpkg, true, "ok", nil); return err }},
+			{"label", op, func(s *client.Session) error { _, err := s.Label(ctx, dpkg, "courier-1", nil); return err }},
+		} {
+			if err := direct(st.name, st.signer, st.f); err != nil {
+				return nil, err
+			}
+		}
+		dflow = append(dflow, time.Since(dStart))
+		if (i+1)%max(1, cfg.Iterations/10) == 0 || i+1 == cfg.Iterations {
+			fmt.Fprintf(cfg.Progress, "  v=%d l2=%d: %d/%d workflows\n", validators, l2, i+1, cfg.Iterations)
+		}
+	}
+	cr := &ConfigResult{Validators: validators, L2: l2, L2Steps: map[string]Stats{}, Direct: map[string]Stats{},
+		Finality: summarise(finality), Workflow: summarise(flow), DirectFlow: summarise(dflow), Ratio: map[string]float64{}}
+	for _, st := range Steps {
+		cr.L2Steps[st] = summarise(l2Lat[st])
+		if d, ok := directLat[st]; ok {
+			cr.Direct[st] = summarise(d)
+			if cr.L2Steps[st].P50 > 0 {
+				cr.Ratio[st] = cr.Direct[st].P50 / cr.L2Steps[st].P50
+			}
+		}
+	}
+	return cr, nil
+}
+
+func write(dir string, r *Results) error {
+	raw, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(Markdown(r)), 0o644)
+}
+
+// Markdown renders the results as tables like the paper's.
+func Markdown(r *Results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# duet bench: workflow\n\nStarted %s on %d CPUs (%s), %s. Seed %d, %d workflows per configuration and mode.\n\n",
+		r.Started, r.Machine.CPUs, r.Machine.Model, r.Machine.Go, r.Config.Seed, r.Config.Iterations)
+	for _, c := range r.Configs {
+		fmt.Fprintf(&b, "## %d validators, %d L2 node(s)\n\n", c.Validators, c.L2)
+		b.WriteString("| step | L2 p50 ms | L2 p90 | L2 p99 | L2 mean | direct p50 ms | direct p99 | direct mean | direct/L2 (p50) |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, st := range Steps {
+			l := c.L2Steps[st]
+			d, ok := c.Direct[st]
+			if ok {
+				fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.0fx |\n", st, l.P50, l.P90, l.P99, l.Mean, d.P50, d.P99, d.Mean, c.Ratio[st])
+			} else {
+				fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f | %.2f | n/a | n/a | n/a | |\n", st, l.P50, l.P90, l.P99, l.Mean)
+			}
+		}
+		fmt.Fprintf(&b, "\nSession finality (commit request to committed event): p50 %.1f ms, p90 %.1f, p99 %.1f.  \n", c.Finality.P50, c.Finality.P90, c.Finality.P99)
+		fmt.Fprintf(&b, "Operator workflow answered by L2 (start..commit): p50 %.1f ms; the same steps in direct mode: p50 %.1f ms.\n\n", c.Workflow.P50, c.DirectFlow.P50)
+	}
+	return b.String()
+}
