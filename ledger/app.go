@@ -29,7 +29,9 @@ type Config struct {
 	// Dir holds the application state (an IAVL tree in goleveldb). Required.
 	Dir string
 	// MaxFutureSkew is how far past the block time an op timestamp may be.
-	// Default 10s.
+	// A block's time is the median of the votes that committed the block
+	// before it, so it lags the wall clock by up to the chain's idle
+	// heartbeat (chain.EmptyBlockInterval, 5s) plus clock skew. Default 30s.
 	MaxFutureSkew time.Duration
 	// MaxOpAge is how far before the block time an op timestamp may be: the
 	// longest a session may stay open on L2 plus the time to commit it.
@@ -43,7 +45,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config, for dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, MaxFutureSkew: 10 * time.Second, MaxOpAge: 24 * time.Hour, CacheSize: 100000}
+	return Config{Dir: dir, MaxFutureSkew: 30 * time.Second, MaxOpAge: 24 * time.Hour, CacheSize: 100000}
 }
 
 // Validate reports a config that cannot work.
@@ -361,8 +363,10 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 	}
 
 	// Re-execute. A fresh Tx: the node's lookup above must not enter the
-	// session's read set.
-	tx = service.NewTx(st)
+	// session's read set. A storage failure must halt the node, not turn
+	// into a verdict, so the store remembers it.
+	est := &errStore{Store: st}
+	tx = service.NewTx(est)
 	results := make([]protocol.Hash, len(b.Ops))
 	mismatch := -1
 	prev := protocol.ZeroHash
@@ -372,6 +376,9 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 			Body: op.Body, Prev: prev, Signature: op.Signature, Time: op.Time}
 		prev = protocol.OpHash(sop.Bytes())
 		resp := a.reg.Apply(tx, sop)
+		if est.err != nil {
+			return verdict{}, est.err
+		}
 		if resp.Status == http.StatusUnauthorized {
 			return reject(protocol.CodeUnauthenticated, "op %d: %s", i, resp.Body), nil
 		}
@@ -384,9 +391,15 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 	if mismatch >= 0 {
 		ev := Evidence{Node: b.Node, Session: b.Session, Height: blk.height, TxHash: txHash, Seq: mismatch,
 			Claimed: b.Ops[mismatch].Result.String(), Actual: results[mismatch].String()}
-		key := fmt.Sprintf("%s%s/%s/%s", evidencePrefix, b.Node, pad(blk.height), b.Session)
-		if err := a.put(key, service.MustJSON(ev), blk.height); err != nil {
+		// One record per (node, session): resubmitting the same signed lie
+		// cannot grow the state.
+		key := evidencePrefix + b.Node + "/" + b.Session
+		if _, ver, err := st.Get(key); err != nil {
 			return verdict{}, err
+		} else if ver == 0 {
+			if err := a.put(key, service.MustJSON(ev), blk.height); err != nil {
+				return verdict{}, err
+			}
 		}
 		return verdict{code: protocol.CodeResultMismatch, results: digest,
 			reason: fmt.Sprintf("op %d: claimed result %s, re-execution gives %s", mismatch, ev.Claimed, ev.Actual)}, nil
@@ -427,7 +440,19 @@ func sessionShape(b *protocol.Bundle) string {
 	return ""
 }
 
-func pad(h int64) string { return fmt.Sprintf("%020d", h) }
+// errStore remembers the first storage error a re-execution hit.
+type errStore struct {
+	service.Store
+	err error
+}
+
+func (s *errStore) Get(key string) ([]byte, uint64, error) {
+	v, ver, err := s.Store.Get(key)
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	return v, ver, err
+}
 
 func (a *App) put(key string, value []byte, height int64) error {
 	if _, err := a.tree.Set([]byte(key), encodeValue(uint64(height), value)); err != nil {

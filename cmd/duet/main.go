@@ -10,6 +10,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -99,6 +101,10 @@ func runNode(ctx context.Context, args []string) error {
 	}
 	log := logger()
 	if l2.IsL2(*home) {
+		if addr := os.Getenv("DUET_L2_PPROF"); addr != "" {
+			// Profiling endpoints of the L2 node on a separate listener, only when asked for.
+			go func() { log.Info("pprof", "err", http.ListenAndServe(addr, pprofMux())) }()
+		}
 		n, err := l2.Start(l2.Config{Home: *home, Registry: supplychain.New(), LogLevel: *logLevel, Logger: log})
 		if err != nil {
 			return err
@@ -154,4 +160,13 @@ func ints(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
