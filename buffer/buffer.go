@@ -46,7 +46,7 @@ type Config struct {
 	Registry *service.Registry  // the application. Required.
 	WALPath  string             // write-ahead log file. Required.
 
-	BatchInterval time.Duration // flush the commit queue this long after the first bundle; default 10ms
+	BatchInterval time.Duration // while a batch awaits its verdict, collect the next one this long; default 10ms
 	BatchMax      int           // or as soon as it holds this many bundles; default 256
 	SessionTTL    time.Duration // an open session idle this long is expired; default 15m
 	MaxOpen       int           // open sessions before new ones get 429; default 10000
@@ -293,14 +293,15 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		b.commitLocked(s, now)
 	}
 	durable := b.wal.Enqueue(encodeOp(s.ID, in.Actor, in.Seq, in.Method, in.Path, in.Body, in.Signature, t, resp.Hash()))
-	direct, done := s.direct, s.done
+	// s.Session may be replaced by a rebase once the lock is released.
+	id, direct, done := s.ID, s.direct, s.done
 	b.mu.Unlock()
 
 	if err := <-durable; err != nil {
 		b.log.Error("wal append failed", "err", err)
 		return errResp(http.StatusInternalServerError, "INTERNAL", "the op could not be made durable: %v", err)
 	}
-	rc := &protocol.Receipt{Node: b.cfg.Node, Session: s.ID, Seq: in.Seq, Op: opHash, Result: resp.Hash(), Time: t}
+	rc := &protocol.Receipt{Node: b.cfg.Node, Session: id, Seq: in.Seq, Op: opHash, Result: resp.Hash(), Time: t}
 	reply := &Reply{Resp: resp, Receipt: rc, ReceiptSig: rc.Sign(b.cfg.Key)}
 	if direct {
 		select {
@@ -310,7 +311,7 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 			b.mu.Unlock()
 		case <-ctx.Done():
 			return errResp(http.StatusServiceUnavailable, "UNAVAILABLE",
-				"L1 did not finalise session %s in time; it stays queued: follow GET /v1/sessions/%s", s.ID, s.ID)
+				"L1 did not finalise session %s in time; it stays queued: follow GET /v1/sessions/%s", id, id)
 		}
 	}
 	return reply
@@ -484,27 +485,38 @@ func (b *Buffer) committer() {
 		case blk := <-b.blocks:
 			b.applyBlock(blk)
 		case <-b.kick:
-			// Wait out the batch interval (or until the batch is full),
-			// learning verdicts meanwhile.
-			deadline := time.NewTimer(b.cfg.BatchInterval)
-		wait:
-			for b.QueueDepth() < b.cfg.BatchMax {
-				select {
-				case <-deadline.C:
-					break wait
-				case blk := <-b.blocks:
-					b.applyBlock(blk)
-				case <-b.stop:
-					deadline.Stop()
-					return
+			// With nothing in flight, submit at once: an idle node should not
+			// add the batch interval to finality. Otherwise wait out the
+			// interval (or until the batch is full), learning verdicts
+			// meanwhile, so that load turns into larger batches.
+			if !b.idle() {
+				deadline := time.NewTimer(b.cfg.BatchInterval)
+			wait:
+				for b.QueueDepth() < b.cfg.BatchMax {
+					select {
+					case <-deadline.C:
+						break wait
+					case blk := <-b.blocks:
+						b.applyBlock(blk)
+					case <-b.stop:
+						deadline.Stop()
+						return
+					}
 				}
+				deadline.Stop()
 			}
-			deadline.Stop()
 			b.flush()
 		case <-tick.C:
 			b.housekeep()
 		}
 	}
+}
+
+// idle reports whether no batch is waiting for its verdict.
+func (b *Buffer) idle() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.inflight) == 0
 }
 
 func (b *Buffer) flush() {
