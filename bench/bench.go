@@ -84,7 +84,12 @@ type Results struct {
 	Machine Machine        `json:"machine"`
 	Config  Config         `json:"config"`
 	Configs []ConfigResult `json:"configs"`
+	// Throughput is the closed-loop run, when asked for.
+	Throughput *ThroughputResults `json:"throughput,omitempty"`
 }
+
+// Save writes results.json and results.md to dir.
+func (r *Results) Save(dir string) error { return write(dir, r) }
 
 // Machine describes where the benchmark ran.
 type Machine struct {
@@ -368,6 +373,19 @@ func Markdown(r *Results) string {
 		}
 		fmt.Fprintf(&b, "\nSession finality (commit request to committed event): p50 %.1f ms, p90 %.1f, p99 %.1f.  \n", c.Finality.P50, c.Finality.P90, c.Finality.P99)
 		fmt.Fprintf(&b, "Operator workflow answered by L2 (start..commit): p50 %.1f ms; the same steps in direct mode: p50 %.1f ms.\n\n", c.Workflow.P50, c.DirectFlow.P50)
+	}
+	if t := r.Throughput; t != nil {
+		fmt.Fprintf(&b, "## Throughput: %d validators, %d L2 node(s), closed loop\n\n", t.Validators, t.L2)
+		b.WriteString("| mode | operators | steps/s | sessions finalised/s | step p50 ms | step p99 ms | finality p50 ms | finality p99 ms | CPU (% of a core, all nodes) | errors |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, l := range t.Levels {
+			fmt.Fprintf(&b, "| %s | %d | %.0f | %.1f | %.2f | %.2f | %.1f | %.1f | %.0f | %d |\n", l.Mode, l.Concurrency,
+				l.StepsPerSec, l.SessionsSec, l.Step.P50, l.Step.P99, l.Finality.P50, l.Finality.P99, l.CPUPercent, l.Errors)
+		}
+		if t.Batches != "" {
+			fmt.Fprintf(&b, "\nBatches: %s.\n", t.Batches)
+		}
+		b.WriteString("\nIn direct mode a session is one step, so sessions/s counts steps finalised.\n")
 	}
 	return b.String()
 }

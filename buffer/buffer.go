@@ -329,6 +329,8 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 			return nil, false, errResp(http.StatusForbidden, "PERMISSION_DENIED", "session %s belongs to %s", s.ID, s.Actor)
 		case in.Seq != s.Seq():
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "seq %d out of order: session %s expects seq %d", in.Seq, s.ID, s.Seq())
+		case in.Path == service.CommitPath(s.ID) && len(b.queue) >= b.cfg.MaxQueue:
+			return nil, false, errResp(http.StatusTooManyRequests, "OVERLOADED", "the commit queue is full; retry the commit later")
 		}
 		return s, false, nil
 	}

@@ -11,12 +11,12 @@ import (
 // holding a receipt can prove what L2 promised; L1's verdict on the bundle
 // then either matches it or is evidence against the node.
 type Receipt struct {
-	Node    string
-	Session string
-	Seq     uint64
-	Op      Hash
-	Result  Hash
-	Time    int64
+	Node    string `json:"node"`
+	Session string `json:"session"`
+	Seq     uint64 `json:"seq"`
+	Op      Hash   `json:"op"`     // hex
+	Result  Hash   `json:"result"` // hex
+	Time    int64  `json:"time"`   // Unix milliseconds
 }
 
 // Bytes returns what the node signs:

@@ -11,13 +11,61 @@ const (
 	StatusAborted    = "aborted"
 )
 
-// Final is how a session ended.
+// Final is how a session ended. Its JSON is
+// {"status":"committed","l1":{"height":H,"tx_hash":"..."}} or
+// {"status":"rejected","error":{"code":"CONFLICT","message":"..."}}.
 type Final struct {
+	Status string
+	Height int64  // L1 height that applied the session
+	TxHash string // L1 transaction that carried it
+	Code   string // why not, for rejected (and expired) sessions
+	Reason string
+}
+
+type finalJSON struct {
 	Status string `json:"status"`
-	Height int64  `json:"height,omitempty"`
-	TxHash string `json:"tx_hash,omitempty"`
-	Code   string `json:"code,omitempty"`
-	Reason string `json:"reason,omitempty"`
+	L1     *struct {
+		Height int64  `json:"height"`
+		TxHash string `json:"tx_hash"`
+	} `json:"l1,omitempty"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error,omitempty"`
+}
+
+// MarshalJSON encodes f in the shape of the HTTP contract.
+func (f Final) MarshalJSON() ([]byte, error) {
+	j := finalJSON{Status: f.Status}
+	if f.Height != 0 || f.TxHash != "" {
+		j.L1 = &struct {
+			Height int64  `json:"height"`
+			TxHash string `json:"tx_hash"`
+		}{f.Height, f.TxHash}
+	}
+	if f.Code != "" || f.Reason != "" {
+		j.Error = &struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}{f.Code, f.Reason}
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON decodes what MarshalJSON produces.
+func (f *Final) UnmarshalJSON(b []byte) error {
+	var j finalJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*f = Final{Status: j.Status}
+	if j.L1 != nil {
+		f.Height, f.TxHash = j.L1.Height, j.L1.TxHash
+	}
+	if j.Error != nil {
+		f.Code, f.Reason = j.Error.Code, j.Error.Message
+	}
+	return nil
 }
 
 // OpResult is one kept op of a session as clients see it.

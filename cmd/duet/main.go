@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/bench"
@@ -133,6 +134,9 @@ func runBench(ctx context.Context, args []string) error {
 	basePort := fs.Int("base-port", 36656, "first port of the benchmark networks")
 	httpAddr := fs.String("http", "127.0.0.1:38080", "HTTP address of the first L2 node")
 	seed := fs.Uint64("seed", 1, "seed of package ids")
+	mode := fs.String("mode", "workflow", "workflow, throughput or all")
+	concurrency := fs.String("concurrency", "1,4,16,64", "throughput: comma-separated numbers of concurrent operators")
+	duration := fs.Duration("duration", 10*time.Second, "throughput: measuring time per level and mode")
 	fs.Parse(args)
 	vs, err := ints(*validators)
 	if err != nil {
@@ -142,8 +146,30 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := bench.RunWorkflow(ctx, bench.Config{Validators: vs, L2: ls, Iterations: *iterations, Out: *out,
-		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, Progress: os.Stderr})
+	cs, err := ints(*concurrency)
+	if err != nil {
+		return err
+	}
+	cfg := bench.Config{Validators: vs, L2: ls, Iterations: *iterations, Out: *out,
+		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, Progress: os.Stderr}
+	res := &bench.Results{}
+	switch *mode {
+	case "workflow", "all":
+		res, err = bench.RunWorkflow(ctx, cfg)
+		if err != nil || *mode == "workflow" {
+			break
+		}
+		fallthrough
+	case "throughput":
+		var t *bench.ThroughputResults
+		t, err = bench.RunThroughput(ctx, bench.ThroughputConfig{Config: cfg, Concurrency: cs, Duration: *duration})
+		res.Throughput = t
+		if serr := res.Save(*out); err == nil {
+			err = serr
+		}
+	default:
+		return fmt.Errorf("bench: unknown mode %q", *mode)
+	}
 	if res != nil {
 		fmt.Print(bench.Markdown(res))
 	}

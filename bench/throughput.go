@@ -1,0 +1,294 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/duet-bft/duet/client"
+	"github.com/duet-bft/duet/localnet"
+	"github.com/duet-bft/duet/protocol"
+)
+
+// ThroughputConfig configures a closed-loop load run.
+type ThroughputConfig struct {
+	Config
+	Concurrency []int         // concurrent operators; default [1, 4, 16, 64]
+	Duration    time.Duration // per level and mode; default 10s
+}
+
+// ThroughputResult is one concurrency level in one mode.
+type ThroughputResult struct {
+	Mode        string  `json:"mode"` // "l2" or "direct"
+	Concurrency int     `json:"concurrency"`
+	Seconds     float64 `json:"seconds"`
+	Steps       int     `json:"steps"`
+	StepsPerSec float64 `json:"steps_per_sec"`
+	Sessions    int     `json:"sessions_finalised"`
+	SessionsSec float64 `json:"sessions_per_sec"`
+	Step        Stats   `json:"step_latency"`
+	Finality    Stats   `json:"finality"`
+	Errors      int     `json:"errors"`
+	CPUSeconds  float64 `json:"cpu_seconds"` // all nodes together
+	CPUPercent  float64 `json:"cpu_percent"` // of one core
+}
+
+// ThroughputResults is what throughput.json holds.
+type ThroughputResults struct {
+	Started    string             `json:"started"`
+	Machine    Machine            `json:"machine"`
+	Validators int                `json:"validators"`
+	L2         int                `json:"l2"`
+	Levels     []ThroughputResult `json:"levels"`
+	Batches    string             `json:"batch_sizes,omitempty"`
+}
+
+// RunThroughput loads one network (the first of cfg.Validators and cfg.L2)
+// with closed-loop operators running the workflow, at each concurrency, in
+// L2 mode and in direct mode.
+func RunThroughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResults, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Concurrency) == 0 {
+		cfg.Concurrency = []int{1, 4, 16, 64}
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, err
+	}
+	v, l := cfg.Validators[0], cfg.L2[0]
+	res := &ThroughputResults{Started: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Validators: v, L2: l}
+	fmt.Fprintf(cfg.Progress, "duet bench throughput: %d validators, %d L2, concurrency %v, %s per level\n", v, l, cfg.Concurrency, cfg.Duration)
+	n, err := startNetwork(ctx, cfg.Config, v, l)
+	if err != nil {
+		return nil, err
+	}
+	defer n.stop()
+	for _, conc := range cfg.Concurrency {
+		for _, mode := range []string{"l2", "direct"} {
+			r, err := runLoad(ctx, cfg, n, mode, conc)
+			if err != nil {
+				return res, err
+			}
+			fmt.Fprintf(cfg.Progress, "  %s c=%d: %.0f steps/s, %.1f sessions/s, step p50 %.2f ms p99 %.2f ms, finality p50 %.1f ms, CPU %.0f%%\n",
+				mode, conc, r.StepsPerSec, r.SessionsSec, r.Step.P50, r.Step.P99, r.Finality.P50, r.CPUPercent)
+			res.Levels = append(res.Levels, *r)
+		}
+	}
+	res.Batches = batchSizes(n)
+	return res, nil
+}
+
+// runLoad runs conc operators for the configured duration. In L2 mode each
+// runs the workflow as one session and does not wait for finality (a
+// watcher per session records it); in direct mode every step waits for L1.
+func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string, conc int) (*ThroughputResult, error) {
+	sup := n.signer("supplier-1")
+	ops := []client.Signer{n.signer("operator-1"), n.signer("operator-2")}
+	// Packages first, in supplier sessions of up to 200 creates each.
+	need := conc * 400
+	if mode == "direct" {
+		need = conc * 20
+	}
+	prefix := fmt.Sprintf("T%d-%s-%d", time.Now().UnixNano()%1e9, mode, conc)
+	c := n.client(0)
+	for start := 0; start < need; start += 200 {
+		s := c.NewSession(sup, fmt.Sprintf("%s-sup-%d", prefix, start))
+		if err := s.Start(ctx, nil); err != nil {
+			return nil, err
+		}
+		for i := start; i < min(need, start+200); i++ {
+			if _, err := s.CreatePackage(ctx, client.NewPackage{ID: fmt.Sprintf("%s-%d", prefix, i), Destination: "DC", Items: items}); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.Commit(ctx); err != nil {
+			return nil, err
+		}
+		if f, err := c.Wait(ctx, s.ID); err != nil || f.Status != protocol.StatusCommitted {
+			return nil, fmt.Errorf("package setup: %+v %v", f, err)
+		}
+	}
+	pkgs := make(chan string, need)
+	for i := 0; i < need; i++ {
+		pkgs <- fmt.Sprintf("%s-%d", prefix, i)
+	}
+	close(pkgs)
+
+	cpu0 := cpuSeconds(n)
+	var (
+		mu       sync.Mutex
+		stepLat  []time.Duration
+		finLat   []time.Duration
+		steps    atomic.Int64
+		sessions atomic.Int64
+		errs     atomic.Int64
+		watchers sync.WaitGroup
+	)
+	deadline := time.Now().Add(cfg.Duration)
+	record := func(d time.Duration) {
+		steps.Add(1)
+		mu.Lock()
+		stepLat = append(stepLat, d)
+		mu.Unlock()
+	}
+	timed := func(f func() error) error {
+		t := time.Now()
+		err := f()
+		if err == nil {
+			record(time.Since(t))
+		}
+		return err
+	}
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			cl := n.client(w)
+			op := ops[w%len(ops)]
+			for time.Now().Before(deadline) {
+				pkg, ok := <-pkgs
+				if !ok {
+					return
+				}
+				sid := pkg + "-op"
+				var err error
+				if mode == "l2" {
+					s := cl.NewSession(op, sid)
+					for _, f := range []func() error{
+						func() error { return s.Start(ctx, nil) },
+						func() error { _, err := s.Scan(ctx, pkg); return err },
+						func() error { _, err := s.Validate(ctx, pkg, observed, nil); return err },
+						func() error { _, err := s.QC(ctx, pkg, true, "", nil); return err },
+						func() error { _, err := s.Label(ctx, pkg, "courier-1", nil); return err },
+						func() error { return s.Commit(ctx) },
+					} {
+						if err = timed(f); err != nil {
+							break
+						}
+					}
+					if err == nil {
+						committed := time.Now()
+						watchers.Add(1)
+						go func() {
+							defer watchers.Done()
+							f, err := cl.Wait(ctx, sid)
+							if err != nil || f.Status != protocol.StatusCommitted {
+								errs.Add(1)
+								return
+							}
+							if committed.Before(deadline) {
+								sessions.Add(1)
+								mu.Lock()
+								finLat = append(finLat, time.Since(committed))
+								mu.Unlock()
+							}
+						}()
+					}
+				} else {
+					for i, f := range []func(*client.Session) error{
+						func(s *client.Session) error { _, err := s.Scan(ctx, pkg); return err },
+						func(s *client.Session) error { _, err := s.Validate(ctx, pkg, observed, nil); return err },
+						func(s *client.Session) error { _, err := s.QC(ctx, pkg, true, "", nil); return err },
+						func(s *client.Session) error { _, err := s.Label(ctx, pkg, "courier-1", nil); return err },
+					} {
+						s := cl.NewSession(op, sid+"-"+strconv.Itoa(i))
+						t := time.Now()
+						if err = f(s); err != nil {
+							break
+						}
+						record(time.Since(t))
+						if time.Now().Before(deadline) {
+							sessions.Add(1)
+							mu.Lock()
+							finLat = append(finLat, time.Since(t))
+							mu.Unlock()
+						}
+					}
+				}
+				if err != nil {
+					errs.Add(1)
+					fmt.Fprintf(cfg.Progress, "    %s worker %d: %v\n", mode, w, err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	watchers.Wait()
+	cpu := cpuSeconds(n) - cpu0
+	mu.Lock()
+	defer mu.Unlock()
+	secs := elapsed.Seconds()
+	return &ThroughputResult{Mode: mode, Concurrency: conc, Seconds: secs, Steps: int(steps.Load()),
+		StepsPerSec: float64(steps.Load()) / secs, Sessions: int(sessions.Load()), SessionsSec: float64(sessions.Load()) / cfg.Duration.Seconds(),
+		Step: summarise(stepLat), Finality: summarise(finLat), Errors: int(errs.Load()),
+		CPUSeconds: cpu, CPUPercent: 100 * cpu / secs}, nil
+}
+
+// cpuSeconds adds up the CPU time (user + system) of every node process.
+func cpuSeconds(n *network) float64 {
+	var total float64
+	for _, nd := range append(append([]nodeRef(nil), refs(n.Validators)...), refs(n.L2)...) {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", nd.pid))
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(fields) > 13 {
+			u, _ := strconv.ParseFloat(fields[11], 64)
+			k, _ := strconv.ParseFloat(fields[12], 64)
+			total += (u + k) / 100 // USER_HZ
+		}
+	}
+	return total
+}
+
+type nodeRef struct{ pid int }
+
+func refs(nodes []localnet.Node) []nodeRef {
+	out := make([]nodeRef, len(nodes))
+	for i, nd := range nodes {
+		out[i] = nodeRef{nd.PID}
+	}
+	return out
+}
+
+// batchSizes reads the L2 nodes' batch-size histogram from /metrics.
+func batchSizes(n *network) string {
+	var parts []string
+	for _, nd := range n.L2 {
+		resp, err := http.Get("http://" + nd.HTTP + "/metrics")
+		if err != nil {
+			continue
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var sum, count float64
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "duet_l1_batch_bundles_sum "); ok {
+				sum, _ = strconv.ParseFloat(v, 64)
+			}
+			if v, ok := strings.CutPrefix(line, "duet_l1_batch_bundles_count "); ok {
+				count, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		if count > 0 {
+			parts = append(parts, fmt.Sprintf("%s: %.0f batches, %.1f bundles per batch on average", nd.ID, count, sum/count))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
