@@ -150,7 +150,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	chainIO := l1{n: cn, sub: sub}
-	buf, err := buffer.Open(buffer.Config{Node: fc.Node, Key: key, Registry: cfg.Registry,
+	buf, err := buffer.Open(buffer.Config{Node: fc.Node, Key: key, Registry: cn.App.Registry(),
 		WALPath: filepath.Join(dataDir, "wal.log"), BatchInterval: interval, BatchMax: fc.BatchMax,
 		SessionTTL: ttl, Logger: log, Observer: metrics}, chainIO)
 	if err != nil {
@@ -158,7 +158,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cn.App.OnBlock(buf.OnBlock)
-	h, err := gateway.New(gateway.Config{Buffer: buf, Registry: cfg.Registry, Chain: chainIO, Node: fc.Node,
+	h, err := gateway.New(gateway.Config{Buffer: buf, Registry: cn.App.Registry(), Chain: chainIO, Node: fc.Node,
 		NodeKey: key.Public().(ed25519.PublicKey), Metrics: metrics, Gatherer: reg, Logger: log})
 	if err != nil {
 		buf.Close()

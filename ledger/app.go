@@ -39,13 +39,16 @@ type Config struct {
 	MaxOpAge time.Duration
 	// CacheSize is the IAVL node cache, in nodes. Default 100000.
 	CacheSize int
+	// SigCache is how many verified signatures to remember (CheckTx, then
+	// FinalizeBlock, verify the same ones). Default 65536.
+	SigCache int
 	// Logger receives operational logs; nil discards.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults documented on Config, for dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, MaxFutureSkew: 30 * time.Second, MaxOpAge: 24 * time.Hour, CacheSize: 100000}
+	return Config{Dir: dir, MaxFutureSkew: 30 * time.Second, MaxOpAge: 24 * time.Hour, CacheSize: 100000, SigCache: 1 << 16}
 }
 
 // Validate reports a config that cannot work.
@@ -55,8 +58,8 @@ func (c *Config) Validate() error {
 		return errors.New("ledger: Config.Dir is required")
 	case c.MaxFutureSkew <= 0 || c.MaxOpAge <= 0:
 		return errors.New("ledger: MaxFutureSkew and MaxOpAge must be positive")
-	case c.CacheSize < 0:
-		return errors.New("ledger: CacheSize must not be negative")
+	case c.CacheSize < 0 || c.SigCache < 0:
+		return errors.New("ledger: CacheSize and SigCache must not be negative")
 	}
 	return nil
 }
@@ -88,6 +91,7 @@ type App struct {
 	abci.BaseApplication
 	cfg  Config
 	reg  *service.Registry
+	sigs *protocol.SigCache
 	log  *slog.Logger
 	db   dbm.DB
 	tree *iavl.MutableTree
@@ -127,13 +131,19 @@ func New(cfg Config, reg *service.Registry) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("ledger: load state: %w", err)
 	}
-	a := &App{cfg: cfg, reg: reg, log: log, db: db, tree: tree}
+	sigs := protocol.NewSigCache(cfg.SigCache)
+	a := &App{cfg: cfg, reg: reg.WithVerifier(sigs.Verify), sigs: sigs, log: log, db: db, tree: tree}
 	if err := a.refreshCommitted(Block{}); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return a, nil
 }
+
+// Registry returns the application as the ledger runs it (its signature
+// checks share the ledger's cache). An L2 node executes ops with it, so its
+// follower does not verify them a second time.
+func (a *App) Registry() *service.Registry { return a.reg }
 
 // Close releases the state database.
 func (a *App) Close() error { return a.db.Close() }
@@ -243,7 +253,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 		if !ok {
 			return &abci.ResponseCheckTx{Code: uint32(protocol.CodeUnauthenticated), Log: fmt.Sprintf("bundle %d (%s): unknown actor %q", i, b.Session, b.Actor)}, nil
 		}
-		if bad := b.VerifyOps(actor.PublicKey); bad >= 0 {
+		if bad := b.VerifyOpsWith(actor.PublicKey, a.sigs.Verify); bad >= 0 {
 			return &abci.ResponseCheckTx{Code: uint32(protocol.CodeUnauthenticated), Log: fmt.Sprintf("bundle %d (%s): op %d: bad signature", i, b.Session, bad)}, nil
 		}
 	}

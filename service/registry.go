@@ -74,12 +74,22 @@ type GenesisFunc func(tx *Tx, appState json.RawMessage) error
 type Registry struct {
 	routes  []*Route
 	genesis GenesisFunc
+	verify  func(pub ed25519.PublicKey, msg, sig []byte) bool
+}
+
+// WithVerifier returns a copy of r that checks op signatures with verify
+// (e.g. a protocol.SigCache) instead of plain Ed25519. verify must be
+// exactly as strict as protocol.Verify.
+func (r *Registry) WithVerifier(verify func(pub ed25519.PublicKey, msg, sig []byte) bool) *Registry {
+	c := *r
+	c.verify = verify
+	return &c
 }
 
 // NewRegistry returns a registry holding the framework's own routes: session
 // start, commit and abort, and the actor registry.
 func NewRegistry() *Registry {
-	r := &Registry{}
+	r := &Registry{verify: protocol.Verify}
 	registerFramework(r)
 	return r
 }
@@ -198,7 +208,7 @@ func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
 	if !ok {
 		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", fmt.Sprintf("unknown actor %q", op.Actor))
 	}
-	if !protocol.Verify(actor.PublicKey, op.Bytes(), op.Signature) {
+	if !r.verify(actor.PublicKey, op.Bytes(), op.Signature) {
 		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", "bad signature")
 	}
 	rt, params, found := r.Match(op.Method, op.Path)

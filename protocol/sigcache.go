@@ -1,0 +1,54 @@
+package protocol
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"sync"
+)
+
+// SigCache remembers signatures that verified, so a process that checks the
+// same signed op several times (an L2 node when it executes the op and again
+// when its follower applies the block; a validator in CheckTx and again in
+// FinalizeBlock) pays for Ed25519 once. Validity is a pure function of
+// (key, message, signature), so a cache cannot change any verdict: only
+// successes are kept, keyed by a hash of all three. It is bounded (oldest
+// entries are evicted first) and safe for concurrent use.
+type SigCache struct {
+	mu   sync.Mutex
+	seen map[Hash]struct{}
+	ring []Hash
+	next int
+}
+
+// NewSigCache returns a cache of up to n verified signatures.
+func NewSigCache(n int) *SigCache {
+	return &SigCache{seen: make(map[Hash]struct{}, n), ring: make([]Hash, n)}
+}
+
+// Verify is protocol.Verify with memory.
+func (c *SigCache) Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
+	h := sha256.New()
+	h.Write(pub)
+	h.Write(sig)
+	h.Write(msg)
+	var k Hash
+	h.Sum(k[:0])
+	c.mu.Lock()
+	_, ok := c.seen[k]
+	c.mu.Unlock()
+	if ok {
+		return true
+	}
+	if !Verify(pub, msg, sig) {
+		return false
+	}
+	c.mu.Lock()
+	if _, ok := c.seen[k]; !ok && len(c.ring) > 0 {
+		delete(c.seen, c.ring[c.next])
+		c.ring[c.next] = k
+		c.seen[k] = struct{}{}
+		c.next = (c.next + 1) % len(c.ring)
+	}
+	c.mu.Unlock()
+	return true
+}
