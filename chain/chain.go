@@ -62,29 +62,68 @@ type Node struct {
 
 // dbTracker remembers every database CometBFT opens, so Stop can close the
 // ones CometBFT's own shutdown leaves open (the tx indexer's), and a node
-// restarted in the same process can open them again.
+// restarted in the same process can open them again. Each database is
+// guarded: CometBFT's consensus reactor can still read the block store for
+// a moment after the node stopped (a peer routine wakes from its sleep),
+// and a read of a closed goleveldb panics. After Close, reads find nothing.
 type dbTracker struct {
 	mu  sync.Mutex
-	dbs []dbm.DB
+	dbs []*guardedDB
 }
 
 func (t *dbTracker) provide(ctx *cmtcfg.DBContext) (dbm.DB, error) {
 	db, err := cmtcfg.DefaultDBProvider(ctx)
-	if err == nil {
-		t.mu.Lock()
-		t.dbs = append(t.dbs, db)
-		t.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return db, err
+	g := &guardedDB{DB: db}
+	t.mu.Lock()
+	t.dbs = append(t.dbs, g)
+	t.mu.Unlock()
+	return g, nil
 }
 
 func (t *dbTracker) closeAll() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, db := range t.dbs {
-		db.Close() // already closed by CometBFT for most: the error is expected
+		db.Close()
 	}
 	t.dbs = nil
+}
+
+type guardedDB struct {
+	dbm.DB
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (g *guardedDB) Get(key []byte) ([]byte, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return nil, nil
+	}
+	return g.DB.Get(key)
+}
+
+func (g *guardedDB) Has(key []byte) (bool, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.closed {
+		return false, nil
+	}
+	return g.DB.Has(key)
+}
+
+func (g *guardedDB) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	return g.DB.Close()
 }
 
 // LoadConfig reads home/config/config.toml the way CometBFT does.
