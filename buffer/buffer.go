@@ -500,6 +500,7 @@ func (b *Buffer) committer() {
 						break wait
 					case blk := <-b.blocks:
 						b.applyBlock(blk)
+					case <-b.kick: // another bundle queued: is the batch full?
 					case <-b.stop:
 						deadline.Stop()
 						return

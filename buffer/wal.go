@@ -78,8 +78,10 @@ func readRecords(f *os.File) ([][]byte, int64, error) {
 	var good int64
 	for {
 		n, err := binary.ReadUvarint(r)
-		if err != nil || n > MaxRecord {
-			return recs, good, nil // EOF or torn length
+		if err != nil || n == 0 || n > MaxRecord {
+			// EOF or torn length; 0 is a zero-filled tail (crc32c of
+			// nothing is 0, so zeros would pass as empty records).
+			return recs, good, nil
 		}
 		buf := make([]byte, 4+n)
 		if _, err := io.ReadFull(r, buf); err != nil {
@@ -108,8 +110,8 @@ func (w *WAL) Append(rec []byte) error { return <-w.Enqueue(rec) }
 // that covers a record covers every record enqueued before it.
 func (w *WAL) Enqueue(rec []byte) <-chan error {
 	errc := make(chan error, 1)
-	if len(rec) > MaxRecord {
-		errc <- fmt.Errorf("buffer: wal record of %d bytes exceeds %d", len(rec), MaxRecord)
+	if len(rec) == 0 || len(rec) > MaxRecord {
+		errc <- fmt.Errorf("buffer: wal record of %d bytes, want 1..%d", len(rec), MaxRecord)
 		return errc
 	}
 	w.mu.Lock()

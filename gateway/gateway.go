@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -123,7 +124,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "INTERNAL", "internal error")
 		}
 	}()
+	if !canonicalPath(r.URL.EscapedPath()) {
+		// ServeMux would answer with a redirect to the cleaned path.
+		writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "path must be canonical: no empty, . or .. segments")
+		return
+	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// canonicalPath reports whether p is its own path.Clean (a trailing slash
+// kept), which is what ServeMux routes without redirecting.
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if c != "/" && strings.HasSuffix(p, "/") {
+		c += "/"
+	}
+	return c == p
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
