@@ -172,10 +172,11 @@ type Buffer struct {
 	inflight map[string][]*state
 	open     int
 
-	kick   chan struct{}
-	blocks chan protocol.Block
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	kick      chan struct{}
+	blocks    chan protocol.Block
+	stop      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 }
 
 var errReserved = errors.New("buffer: key reserved by another session")
@@ -225,8 +226,10 @@ func Open(cfg Config, chain Chain) (*Buffer, error) {
 // Close stops the committer and closes the WAL. Queued sessions stay in the
 // WAL and are resubmitted by the next Open.
 func (b *Buffer) Close() error {
-	close(b.stop)
-	b.wg.Wait()
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		b.wg.Wait()
+	})
 	return b.wal.Close()
 }
 
@@ -626,15 +629,22 @@ func (b *Buffer) applyBlock(blk protocol.Block) {
 			continue
 		}
 		delete(b.inflight, tx.Hash)
-		for i, out := range tx.Outcomes {
-			if i >= len(batch) {
-				break
-			}
-			s := batch[i]
-			if s.final != nil || s.ID != out.Session {
+		for i, s := range batch {
+			if s.final != nil {
 				continue
 			}
 			s.submitted = time.Time{}
+			if i >= len(tx.Outcomes) || tx.Outcomes[i].Session != s.ID {
+				// A verdict list that does not match what we sent: resubmit;
+				// L1 applies a session at most once.
+				b.queue = append(b.queue, s)
+				requeued = true
+				continue
+			}
+			out, reason := tx.Outcomes[i], ""
+			if i < len(tx.Reasons) {
+				reason = tx.Reasons[i]
+			}
 			switch out.Code {
 			case protocol.CodeOK:
 				b.finishLocked(s, &Final{Status: StatusCommitted, Height: blk.Height, TxHash: tx.Hash})
@@ -646,11 +656,11 @@ func (b *Buffer) applyBlock(blk protocol.Block) {
 					b.finishLocked(s, &Final{Status: StatusRejected, Code: out.Code.String(), Reason: "session id used by another node"})
 				}
 			case protocol.CodeConflict:
-				if b.rebaseLocked(s, tx.Reasons[i]) {
+				if b.rebaseLocked(s, reason) {
 					requeued = true
 				}
 			default:
-				b.finishLocked(s, &Final{Status: StatusRejected, Code: out.Code.String(), Reason: tx.Reasons[i]})
+				b.finishLocked(s, &Final{Status: StatusRejected, Code: out.Code.String(), Reason: reason})
 			}
 		}
 	}

@@ -1020,3 +1020,21 @@ func TestSlowSubscriber(t *testing.T) {
 		t.Errorf("session: got %s, want open", got)
 	}
 }
+
+// TestVerdictListMismatch: a verdict for our transaction that does not name
+// our sessions (too few outcomes, or another session) resubmits them instead
+// of leaving them committing forever.
+func TestVerdictListMismatch(t *testing.T) {
+	e := newEnv(t, nil)
+	s := newSess("wf-1", operator1)
+	first := e.commitOne(s, "PKG-1")
+	e.buf.OnBlock(protocol.Block{Height: 7, Txs: []protocol.TxResult{{Hash: first.hash}}})
+	second := e.chain.next(t)
+	if !bytes.Equal(second.tx, first.tx) {
+		t.Error("resubmitted tx differs from the first")
+	}
+	h := e.chain.judge(t, e.reg, e.buf, second, protocol.CodeOK)
+	if f := e.waitFinal(s.id); f.Status != StatusCommitted || f.Height != h {
+		t.Errorf("final: got %+v, want committed at %d", f, h)
+	}
+}
