@@ -240,7 +240,7 @@ func Tune(conf *cmtcfg.Config, namespace string) {
 	c.SkipTimeoutCommit = true
 	c.CreateEmptyBlocks = true
 	c.CreateEmptyBlocksInterval = EmptyBlockInterval
-	c.PeerGossipSleepDuration = 2 * time.Millisecond
+	c.PeerGossipSleepDuration = 5 * time.Millisecond
 	c.TimeoutPropose = time.Second
 	c.TimeoutPrevote = 200 * time.Millisecond
 	c.TimeoutPrecommit = 200 * time.Millisecond
