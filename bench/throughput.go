@@ -95,28 +95,53 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult
 func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string, conc int) (*ThroughputResult, error) {
 	sup := n.signer("supplier-1")
 	ops := []client.Signer{n.signer("operator-1"), n.signer("operator-2")}
-	// Packages first, in supplier sessions of up to 200 creates each.
-	need := conc * 400
+	// Packages first, in supplier sessions of up to 200 creates each, eight
+	// sessions at a time: enough for 250 workflows/s (a level that runs out
+	// ends early, and its rates are over the time it ran).
+	need := min(conc*400, int(cfg.Duration.Seconds()*250)+conc)
 	if mode == "direct" {
 		need = conc * 20
 	}
 	prefix := fmt.Sprintf("T%d-%s-%d", time.Now().UnixNano()%1e9, mode, conc)
-	c := n.client(0)
+	sups := []client.Signer{sup, n.signer("supplier-2")}
+	var setup sync.WaitGroup
+	setupErr := make(chan error, (need+199)/200)
+	sem := make(chan struct{}, 8)
 	for start := 0; start < need; start += 200 {
-		s := c.NewSession(sup, fmt.Sprintf("%s-sup-%d", prefix, start))
-		if err := s.Start(ctx, nil); err != nil {
-			return nil, err
-		}
-		for i := start; i < min(need, start+200); i++ {
-			if _, err := s.CreatePackage(ctx, client.NewPackage{ID: fmt.Sprintf("%s-%d", prefix, i), Destination: "DC", Items: items}); err != nil {
-				return nil, err
+		setup.Add(1)
+		go func(start int) {
+			defer setup.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c := n.client(start / 200)
+			s := c.NewSession(sups[(start/200)%2], fmt.Sprintf("%s-sup-%d", prefix, start))
+			err := s.Start(ctx, nil)
+			for i := start; i < min(need, start+200) && err == nil; i++ {
+				_, err = s.CreatePackage(ctx, client.NewPackage{ID: fmt.Sprintf("%s-%d", prefix, i), Destination: "DC", Items: items})
 			}
-		}
-		if err := s.Commit(ctx); err != nil {
+			if err == nil {
+				err = s.Commit(ctx)
+			}
+			if err == nil {
+				var f *protocol.Final
+				if f, err = c.Wait(ctx, s.ID); err == nil && f.Status != protocol.StatusCommitted {
+					err = fmt.Errorf("package setup session %+v", f)
+				}
+			}
+			if err != nil {
+				setupErr <- err
+			}
+		}(start)
+	}
+	setup.Wait()
+	close(setupErr)
+	if err := <-setupErr; err != nil {
+		return nil, err
+	}
+	// Every L2 node must see the packages before operators use them.
+	for i := range n.L2 {
+		if err := waitVisible(ctx, n.client(i), fmt.Sprintf("%s-%d", prefix, need-1)); err != nil {
 			return nil, err
-		}
-		if f, err := c.Wait(ctx, s.ID); err != nil || f.Status != protocol.StatusCommitted {
-			return nil, fmt.Errorf("package setup: %+v %v", f, err)
 		}
 	}
 	pkgs := make(chan string, need)
@@ -125,6 +150,7 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 	}
 	close(pkgs)
 
+	fmt.Fprintf(cfg.Progress, "    %s c=%d: %d packages ready, measuring for %s\n", mode, conc, need, cfg.Duration)
 	cpu0 := cpuSeconds(n)
 	var (
 		mu       sync.Mutex
@@ -233,7 +259,7 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 	defer mu.Unlock()
 	secs := elapsed.Seconds()
 	return &ThroughputResult{Mode: mode, Concurrency: conc, Seconds: secs, Steps: int(steps.Load()),
-		StepsPerSec: float64(steps.Load()) / secs, Sessions: int(sessions.Load()), SessionsSec: float64(sessions.Load()) / cfg.Duration.Seconds(),
+		StepsPerSec: float64(steps.Load()) / secs, Sessions: int(sessions.Load()), SessionsSec: float64(sessions.Load()) / min(secs, cfg.Duration.Seconds()),
 		Step: summarise(stepLat), Finality: summarise(finLat), Errors: int(errs.Load()),
 		CPUSeconds: cpu, CPUPercent: 100 * cpu / secs}, nil
 }
@@ -291,4 +317,15 @@ func batchSizes(n *network) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+func waitVisible(ctx context.Context, c *client.Client, pkg string) error {
+	deadline := time.Now().Add(time.Minute)
+	for c.Get(ctx, "/v1/packages/"+pkg+"?view=committed", nil) != nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("package %s not visible on %s", pkg, c.BaseURL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }

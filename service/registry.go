@@ -18,6 +18,17 @@ type Context struct {
 	Session string // session id
 	Seq     uint64 // op seq within the session
 	Time    int64  // op timestamp, Unix milliseconds, assigned by L2
+	verify  func(pub ed25519.PublicKey, msg, sig []byte) bool
+}
+
+// Verify checks an Ed25519 signature with the registry's verifier, which a
+// node shares across everything it verifies (see WithVerifier): a handler
+// that checks a document's signature again later pays for it once.
+func (c *Context) Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
+	if c.verify == nil {
+		return protocol.Verify(pub, msg, sig)
+	}
+	return c.verify(pub, msg, sig)
 }
 
 // Request is the part of the HTTP request a handler may depend on.
@@ -222,7 +233,7 @@ func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
 		return Error(http.StatusForbidden, "PERMISSION_DENIED",
 			fmt.Sprintf("role %q may not %s %s (needs %s)", actor.Role, op.Method, rt.Pattern, strings.Join(rt.Roles, " or ")))
 	}
-	ctx := &Context{Actor: actor, Session: op.Session, Seq: op.Seq, Time: op.Time}
+	ctx := &Context{Actor: actor, Session: op.Session, Seq: op.Seq, Time: op.Time, verify: r.verify}
 	req := &Request{Method: op.Method, Path: op.Path, Body: op.Body, params: params}
 	return rt.Handler(tx, ctx, req)
 }

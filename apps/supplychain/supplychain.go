@@ -422,7 +422,7 @@ func createPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (
 	if err != nil || len(sig) != 64 || base64.StdEncoding.EncodeToString(sig) != body.ManifestSignature {
 		return service.Response{}, invalid("manifest_signature must be the standard base64 of a 64-byte Ed25519 signature")
 	}
-	if !protocol.Verify(ctx.Actor.PublicKey, ManifestBytes(body.ID, ctx.Actor.ID, body.Destination, body.Items), sig) {
+	if !ctx.Verify(ctx.Actor.PublicKey, ManifestBytes(body.ID, ctx.Actor.ID, body.Destination, body.Items), sig) {
 		return service.Response{}, invalid("manifest signature does not verify")
 	}
 	if _, exists := tx.Get(PackageKey(body.ID)); exists {
@@ -518,7 +518,7 @@ func validatePackage(tx *service.Tx, ctx *service.Context, req *service.Request)
 	// The supplier's current key: a key revoked or rotated since creation
 	// no longer vouches for the manifest.
 	if a, ok := service.LoadActor(tx, p.Supplier); ok {
-		v.SignatureValid = protocol.Verify(a.PublicKey, ManifestBytes(p.ID, p.Supplier, p.Destination, p.Items), p.ManifestSignature)
+		v.SignatureValid = ctx.Verify(a.PublicKey, ManifestBytes(p.ID, p.Supplier, p.Destination, p.Items), p.ManifestSignature)
 	}
 	p.Validation = v
 	stage := StageValidated
