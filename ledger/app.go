@@ -233,7 +233,8 @@ func (a *App) ProcessProposal(context.Context, *abci.RequestProcessProposal) (*a
 
 // CheckTx admits a batch to the mempool only if it decodes and every
 // signature in it (the L2 node's and every actor's, over the op chain)
-// verifies against the committed registry.
+// verifies against the committed registry. The signatures are checked in
+// one batch and remembered, so FinalizeBlock does not check them again.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	if req.Type == abci.CheckTxType_Recheck {
 		return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil // signatures do not change validity
@@ -242,37 +243,55 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	if err != nil {
 		return &abci.ResponseCheckTx{Code: uint32(protocol.CodeMalformed), Log: err.Error()}, nil
 	}
+	refuse := func(code protocol.Code, i int, format string, args ...any) (*abci.ResponseCheckTx, error) {
+		return &abci.ResponseCheckTx{Code: uint32(code),
+			Log: fmt.Sprintf("bundle %d (%s): ", i, batch.Bundles[i].Session) + fmt.Sprintf(format, args...)}, nil
+	}
 	st, _ := a.Committed()
 	tx := service.NewTx(st)
+	var items []protocol.SigItem
+	var refs [][2]int // bundle, op (-1: the node's signature)
 	for i := range batch.Bundles {
 		b := &batch.Bundles[i]
-		if code, msg := checkNode(tx, b); code != protocol.CodeOK {
-			return &abci.ResponseCheckTx{Code: uint32(code), Log: fmt.Sprintf("bundle %d (%s): %s", i, b.Session, msg)}, nil
+		node, code, msg := loadNode(tx, b)
+		if code != protocol.CodeOK {
+			return refuse(code, i, "%s", msg)
 		}
 		actor, ok := service.LoadActor(tx, b.Actor)
 		if !ok {
-			return &abci.ResponseCheckTx{Code: uint32(protocol.CodeUnauthenticated), Log: fmt.Sprintf("bundle %d (%s): unknown actor %q", i, b.Session, b.Actor)}, nil
+			return refuse(protocol.CodeUnauthenticated, i, "unknown actor %q", b.Actor)
 		}
-		if bad := b.VerifyOpsWith(actor.PublicKey, a.sigs.Verify); bad >= 0 {
-			return &abci.ResponseCheckTx{Code: uint32(protocol.CodeUnauthenticated), Log: fmt.Sprintf("bundle %d (%s): op %d: bad signature", i, b.Session, bad)}, nil
+		items = append(items, protocol.SigItem{Key: node.PublicKey, Msg: b.SigningBytes(), Sig: b.Signature})
+		refs = append(refs, [2]int{i, -1})
+		prev := protocol.ZeroHash
+		for j := range b.Ops {
+			msg := b.OpSigningBytes(j, prev)
+			items = append(items, protocol.SigItem{Key: actor.PublicKey, Msg: msg, Sig: b.Ops[j].Signature})
+			refs = append(refs, [2]int{i, j})
+			prev = protocol.OpHash(msg)
+		}
+	}
+	for k, ok := range a.sigs.VerifyBatch(items) {
+		if !ok {
+			if refs[k][1] < 0 {
+				return refuse(protocol.CodeUnauthenticated, refs[k][0], "bad node signature")
+			}
+			return refuse(protocol.CodeUnauthenticated, refs[k][0], "op %d: bad signature", refs[k][1])
 		}
 	}
 	return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil
 }
 
-// checkNode verifies that the bundle comes from a registered L2 node.
-func checkNode(tx *service.Tx, b *protocol.Bundle) (protocol.Code, string) {
+// loadNode finds the bundle's L2 node: a registered actor of role l2.
+func loadNode(tx *service.Tx, b *protocol.Bundle) (service.Actor, protocol.Code, string) {
 	node, ok := service.LoadActor(tx, b.Node)
 	if !ok {
-		return protocol.CodeUnauthenticated, "unknown node " + b.Node
+		return node, protocol.CodeUnauthenticated, "unknown node " + b.Node
 	}
 	if node.Role != service.RoleL2 {
-		return protocol.CodePermissionDenied, fmt.Sprintf("actor %s has role %q, not %q", b.Node, node.Role, service.RoleL2)
+		return node, protocol.CodePermissionDenied, fmt.Sprintf("actor %s has role %q, not %q", b.Node, node.Role, service.RoleL2)
 	}
-	if !b.VerifyNode(node.PublicKey) {
-		return protocol.CodeUnauthenticated, "bad node signature"
-	}
-	return protocol.CodeOK, ""
+	return node, protocol.CodeOK, ""
 }
 
 // FinalizeBlock judges every bundle of every transaction and applies the
@@ -348,8 +367,12 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 		return reject(protocol.CodeAlreadyCommitted, "session %s was applied at height %d", b.Session, ver), nil
 	}
 	tx := service.NewTx(st)
-	if code, msg := checkNode(tx, b); code != protocol.CodeOK {
+	node, code, msg := loadNode(tx, b)
+	if code != protocol.CodeOK {
 		return reject(code, "%s", msg), nil
+	}
+	if !a.sigs.Verify(node.PublicKey, b.SigningBytes(), b.Signature) {
+		return reject(protocol.CodeUnauthenticated, "bad node signature"), nil
 	}
 	if msg := sessionShape(b); msg != "" {
 		return reject(protocol.CodeInvalidSession, "%s", msg), nil

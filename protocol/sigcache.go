@@ -25,30 +25,68 @@ func NewSigCache(n int) *SigCache {
 	return &SigCache{seen: make(map[Hash]struct{}, n), ring: make([]Hash, n)}
 }
 
-// Verify is protocol.Verify with memory.
-func (c *SigCache) Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
+func sigKey(pub ed25519.PublicKey, msg, sig []byte) Hash {
 	h := sha256.New()
 	h.Write(pub)
 	h.Write(sig)
 	h.Write(msg)
 	var k Hash
 	h.Sum(k[:0])
+	return k
+}
+
+func (c *SigCache) has(k Hash) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	_, ok := c.seen[k]
-	c.mu.Unlock()
-	if ok {
-		return true
-	}
-	if !Verify(pub, msg, sig) {
-		return false
-	}
+	return ok
+}
+
+func (c *SigCache) add(k Hash) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if _, ok := c.seen[k]; !ok && len(c.ring) > 0 {
 		delete(c.seen, c.ring[c.next])
 		c.ring[c.next] = k
 		c.seen[k] = struct{}{}
 		c.next = (c.next + 1) % len(c.ring)
 	}
-	c.mu.Unlock()
+}
+
+// Verify is protocol.Verify with memory.
+func (c *SigCache) Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
+	k := sigKey(pub, msg, sig)
+	if c.has(k) {
+		return true
+	}
+	if !Verify(pub, msg, sig) {
+		return false
+	}
+	c.add(k)
 	return true
+}
+
+// VerifyBatch is protocol.VerifyBatch with memory: items seen before are
+// not checked again, the rest are checked in one batch.
+func (c *SigCache) VerifyBatch(items []SigItem) []bool {
+	ok := make([]bool, len(items))
+	keys := make([]Hash, len(items))
+	var todo []SigItem
+	var at []int
+	for i, it := range items {
+		keys[i] = sigKey(it.Key, it.Msg, it.Sig)
+		if c.has(keys[i]) {
+			ok[i] = true
+			continue
+		}
+		todo = append(todo, it)
+		at = append(at, i)
+	}
+	for j, v := range VerifyBatch(todo) {
+		if v {
+			ok[at[j]] = true
+			c.add(keys[at[j]])
+		}
+	}
+	return ok
 }
