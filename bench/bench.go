@@ -182,9 +182,10 @@ func startNetwork(ctx context.Context, cfg Config, validators, l2 int) (*network
 	nctx, cancel := context.WithCancel(ctx)
 	n := &network{cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		n.done <- localnet.Up(nctx, localnet.Config{Spec: localnet.Spec{Dir: dir, Validators: validators, L2: l2,
+		err := localnet.Up(nctx, localnet.Config{Spec: localnet.Spec{Dir: dir, Validators: validators, L2: l2,
 			BasePort: cfg.BasePort, HTTP: cfg.HTTP, AppGenesis: supplychain.DemoGenesis}, Executable: cfg.Executable})
 		os.RemoveAll(dir)
+		n.done <- err
 	}()
 	deadline := time.After(3 * time.Minute)
 	for {
