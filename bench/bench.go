@@ -351,6 +351,9 @@ func write(dir string, r *Results) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(raw, '\n'), 0o644); err != nil {
 		return err
 	}
+	if _, err := Charts(dir, r); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(Markdown(r)), 0o644)
 }
 
