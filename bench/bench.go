@@ -27,15 +27,18 @@ import (
 
 // Config configures a workflow benchmark.
 type Config struct {
-	Validators []int     // L1 sizes; default [4]
-	L2         []int     // L2 node counts; default [1]
-	Iterations int       // workflows per configuration and mode; default 20
-	Out        string    // output directory; required
-	BasePort   int       // first port of the networks; default 36656
-	HTTP       string    // first L2 node's HTTP address; default 127.0.0.1:38080
-	Seed       uint64    // seeds package ids and the order of work; default 1
-	Executable string    // duet binary for the nodes; default this process
-	Progress   io.Writer // progress lines; nil discards
+	Validators []int  // L1 sizes; default [4]
+	L2         []int  // L2 node counts; default [1]
+	Iterations int    // workflows per configuration and mode; default 20
+	Out        string // output directory; required
+	BasePort   int    // first port of the networks; default 16656
+	HTTP       string // first L2 node's HTTP address; default 127.0.0.1:18080
+	Seed       uint64 // seeds package ids and the order of work; default 1
+	Executable string // duet binary for the nodes; default this process
+	// ValidatorNice is the CPU priority of validators (see localnet); the
+	// command sets it to 10, like duet up.
+	ValidatorNice int
+	Progress      io.Writer // progress lines; nil discards
 }
 
 // Steps of the workflow, in order.
@@ -127,10 +130,10 @@ func (c *Config) setDefaults() error {
 		c.Iterations = 20
 	}
 	if c.BasePort == 0 {
-		c.BasePort = 36656
+		c.BasePort = 16656
 	}
 	if c.HTTP == "" {
-		c.HTTP = "127.0.0.1:38080"
+		c.HTTP = "127.0.0.1:18080"
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
@@ -183,7 +186,7 @@ func startNetwork(ctx context.Context, cfg Config, validators, l2 int) (*network
 	n := &network{cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		err := localnet.Up(nctx, localnet.Config{Spec: localnet.Spec{Dir: dir, Validators: validators, L2: l2,
-			BasePort: cfg.BasePort, HTTP: cfg.HTTP, AppGenesis: supplychain.DemoGenesis}, Executable: cfg.Executable})
+			BasePort: cfg.BasePort, HTTP: cfg.HTTP, AppGenesis: supplychain.DemoGenesis}, Executable: cfg.Executable, ValidatorNice: cfg.ValidatorNice})
 		os.RemoveAll(dir)
 		n.done <- err
 	}()

@@ -53,7 +53,7 @@ type Config struct {
 	MaxQueue      int           // bundles waiting for L1 before commits get 429; default 20000
 	ResubmitAfter time.Duration // resubmit a bundle with no verdict after this; default 10s
 	MaxRebase     int           // automatic rebases of one session after CONFLICT; default 5
-	Retain        time.Duration // keep final sessions in memory this long; default 1h
+	Retain        time.Duration // keep final sessions in memory this long; default 10m (L1 keeps them for good)
 
 	Now      func() time.Time // clock; default time.Now
 	Logger   *slog.Logger     // nil discards
@@ -85,7 +85,7 @@ func (c *Config) Validate() error {
 	def(&c.BatchInterval, 10*time.Millisecond)
 	def(&c.SessionTTL, 15*time.Minute)
 	def(&c.ResubmitAfter, 10*time.Second)
-	def(&c.Retain, time.Hour)
+	def(&c.Retain, 10*time.Minute)
 	defi(&c.BatchMax, 256)
 	defi(&c.MaxOpen, 10000)
 	defi(&c.MaxQueue, 20000)
@@ -396,6 +396,9 @@ func (b *Buffer) finishLocked(s *state, f *Final) {
 		b.open--
 	}
 	s.status, s.final = f.Status, f
+	// Keep what GET and the event stream show; drop the overlay and the
+	// signed ops, which only L1 submission needed.
+	s.Session = &Session{ID: s.ID, Actor: s.Actor}
 	b.releaseLocked(s)
 	b.publishLocked(s, Event{Type: "final", Status: f.Status, Final: f})
 	for ch := range s.subs {
@@ -744,13 +747,22 @@ func (b *Buffer) housekeep() {
 func (b *Buffer) PendingView() service.Store {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// The committing sessions are exactly those queued or in flight.
 	pending := map[string][]byte{}
-	for _, s := range b.sessions {
+	add := func(s *state) {
 		if s.status == StatusCommitting {
 			for _, kv := range s.Tx().Writes() {
 				pending[kv.Key] = kv.Value
 			}
 		}
+	}
+	for _, batch := range b.inflight {
+		for _, s := range batch {
+			add(s)
+		}
+	}
+	for _, s := range b.queue {
+		add(s)
 	}
 	st, _ := b.chain.Committed()
 	return pendingView{st, pending}

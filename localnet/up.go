@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -23,6 +24,10 @@ type Config struct {
 	Executable string
 	// ReadyTimeout bounds the wait for every node to serve. Default 2m.
 	ReadyTimeout time.Duration
+	// ValidatorNice runs validators at this lower CPU priority (nice), so
+	// that on one machine the interactive L2 nodes are not queued behind
+	// consensus work. 0 (the default) leaves priorities alone.
+	ValidatorNice int
 	// Logger receives supervision events; nil discards.
 	Logger *slog.Logger
 }
@@ -81,6 +86,11 @@ func Up(ctx context.Context, cfg Config) error {
 			return nil, err
 		}
 		cmd := exec.Command(cfg.Executable, "node", "--home", n.Home)
+		if cfg.ValidatorNice > 0 && n.HTTP == "" {
+			if nice, err := exec.LookPath("nice"); err == nil {
+				cmd = exec.Command(nice, "-n", strconv.Itoa(cfg.ValidatorNice), cfg.Executable, "node", "--home", n.Home)
+			}
+		}
 		cmd.Stdout, cmd.Stderr = logf, logf
 		// Children die with the supervisor even if it is killed -9.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}

@@ -84,11 +84,13 @@ func runUp(ctx context.Context, args []string) error {
 	l2 := fs.Int("l2", 1, "number of L2 nodes")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of the first L2 node")
 	basePort := fs.Int("base-port", 26656, "node i listens on p2p base+10i and RPC base+10i+1")
+	nice := fs.Int("validator-nice", 10, "CPU priority (nice) of validators, below L2 nodes on a shared machine; 0 leaves it alone")
 	fs.Parse(args)
 	return localnet.Up(ctx, localnet.Config{
 		Spec: localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort,
 			AppGenesis: supplychain.DemoGenesis},
-		Logger: logger(),
+		ValidatorNice: *nice,
+		Logger:        logger(),
 	})
 }
 
@@ -131,12 +133,13 @@ func runBench(ctx context.Context, args []string) error {
 	l2 := fs.String("l2", "1", "comma-separated L2 node counts")
 	iterations := fs.Int("iterations", 20, "workflows per configuration and mode")
 	out := fs.String("out", "bench-out", "directory for results.json and results.md")
-	basePort := fs.Int("base-port", 36656, "first port of the benchmark networks")
-	httpAddr := fs.String("http", "127.0.0.1:38080", "HTTP address of the first L2 node")
+	basePort := fs.Int("base-port", 16656, "first port of the benchmark networks (keep below the ephemeral range, 32768)")
+	httpAddr := fs.String("http", "127.0.0.1:18080", "HTTP address of the first L2 node")
 	seed := fs.Uint64("seed", 1, "seed of package ids")
 	mode := fs.String("mode", "workflow", "workflow, throughput or all")
 	concurrency := fs.String("concurrency", "1,4,16,64", "throughput: comma-separated numbers of concurrent operators")
 	duration := fs.Duration("duration", 10*time.Second, "throughput: measuring time per level and mode")
+	nice := fs.Int("validator-nice", 10, "CPU priority (nice) of validators, as for duet up")
 	fs.Parse(args)
 	vs, err := ints(*validators)
 	if err != nil {
@@ -151,7 +154,7 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := bench.Config{Validators: vs, L2: ls, Iterations: *iterations, Out: *out,
-		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, Progress: os.Stderr}
+		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, ValidatorNice: *nice, Progress: os.Stderr}
 	res := &bench.Results{}
 	switch *mode {
 	case "workflow", "all":

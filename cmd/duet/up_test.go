@@ -201,7 +201,7 @@ func getJSON(t *testing.T, url string, v any) {
 func freeBasePort(t *testing.T, n int) int {
 	t.Helper()
 	for try := 0; try < 50; try++ {
-		base := 20000 + 10*rand.IntN(3000)
+		base := 20000 + 10*rand.IntN(1000) // below the ephemeral port range (32768+)
 		ok := true
 		for i := 0; i < n && ok; i++ {
 			for _, p := range []int{base + 10*i, base + 10*i + 1} {
