@@ -38,7 +38,7 @@ type Config struct {
 	// ValidatorNice is the CPU priority of validators (see localnet); the
 	// command sets it to 10, like duet up.
 	ValidatorNice int
-	Progress      io.Writer // progress lines; nil discards
+	Progress      io.Writer `json:"-"` // progress lines; nil discards
 }
 
 // Steps of the workflow, in order.

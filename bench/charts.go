@@ -48,10 +48,18 @@ func Charts(dir string, r *Results) ([]string, error) {
 		b2.Color = plotutil.Color(1)
 		b2.Offset = w / 2
 		p.Add(b1, b2)
-		p.Legend.Add("L2 (answered by the session buffer)", b1)
-		p.Legend.Add("direct (waits for L1 finality)", b2)
+		p.Legend.Add("L2", b1)
+		p.Legend.Add("direct (waits for L1)", b2)
 		p.Legend.Top = true
+		p.Legend.Left = true
+		p.Legend.XOffs = vg.Points(40)
 		p.NominalX(Steps...)
+		p.X.Padding = vg.Points(20)
+		top := 0.0
+		for _, v := range direct {
+			top = math.Max(top, v)
+		}
+		p.Y.Max = 1.35 * math.Max(top, 1)
 		if err := save(p, fmt.Sprintf("steps-v%d-l2-%d.svg", c.Validators, c.L2)); err != nil {
 			return files, err
 		}
@@ -87,6 +95,9 @@ func Charts(dir string, r *Results) ([]string, error) {
 			return files, err
 		}
 		p.Legend.Top = true
+		p.Legend.Left = true
+		p.Legend.XOffs = vg.Points(40)
+		p.Y.Max *= 30 // room above the lines for the legend (log scale)
 		if err := save(p, "by-l1-size.svg"); err != nil {
 			return files, err
 		}

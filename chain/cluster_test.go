@@ -7,8 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -24,28 +22,14 @@ import (
 	"github.com/duet-bft/duet/service"
 )
 
-// freeBasePort finds a base port whose p2p and RPC ports are free for n nodes.
+// freeBasePort finds a free port range for n nodes.
 func freeBasePort(t *testing.T, n int) int {
 	t.Helper()
-	for try := 0; try < 50; try++ {
-		base := 20000 + 10*rand.IntN(1000) // below the ephemeral port range (32768+)
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			for _, p := range []int{base + 10*i, base + 10*i + 1} {
-				l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-				if err != nil {
-					ok = false
-					break
-				}
-				l.Close()
-			}
-		}
-		if ok {
-			return base
-		}
+	base, err := localnet.FreeBasePort(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range")
-	return 0
+	return base
 }
 
 type cluster struct {

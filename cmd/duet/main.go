@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -140,7 +141,19 @@ func runBench(ctx context.Context, args []string) error {
 	concurrency := fs.String("concurrency", "1,4,16,64", "throughput: comma-separated numbers of concurrent operators")
 	duration := fs.Duration("duration", 10*time.Second, "throughput: measuring time per level and mode")
 	nice := fs.Int("validator-nice", 10, "CPU priority (nice) of validators, as for duet up")
+	replot := fs.Bool("replot", false, "only redraw results.md and the charts from --out/results.json")
 	fs.Parse(args)
+	if *replot {
+		raw, err := os.ReadFile(filepath.Join(*out, "results.json"))
+		if err != nil {
+			return err
+		}
+		var res bench.Results
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return fmt.Errorf("bench: %s: %w", *out, err)
+		}
+		return res.Save(*out)
+	}
 	vs, err := ints(*validators)
 	if err != nil {
 		return err

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,7 +39,7 @@ func TestMain(m *testing.M) {
 func TestUp(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "net")
 	base := freeBasePort(t, 5)
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", base+100)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", base+200)
 	up := func() *exec.Cmd {
 		os.Remove(filepath.Join(home, localnet.ClusterFile))
 		cmd := exec.Command(bin, "up", "--home", home, "--base-port", fmt.Sprint(base), "--http", httpAddr)
@@ -200,23 +198,9 @@ func getJSON(t *testing.T, url string, v any) {
 
 func freeBasePort(t *testing.T, n int) int {
 	t.Helper()
-	for try := 0; try < 50; try++ {
-		base := 20000 + 10*rand.IntN(1000) // below the ephemeral port range (32768+)
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			for _, p := range []int{base + 10*i, base + 10*i + 1} {
-				l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-				if err != nil {
-					ok = false
-					break
-				}
-				l.Close()
-			}
-		}
-		if ok {
-			return base
-		}
+	base, err := localnet.FreeBasePort(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range")
-	return 0
+	return base
 }
