@@ -47,7 +47,7 @@ func TestConfigValidate(t *testing.T) {
 	c.Validate()
 	if c.BatchInterval != 10*time.Millisecond || c.BatchMax != 256 || c.SessionTTL != 15*time.Minute ||
 		c.MaxOpen != 10000 || c.MaxQueue != 20000 || c.ResubmitAfter != 10*time.Second || c.MaxRebase != 5 ||
-		c.Retain != time.Hour || c.Now == nil || c.Logger == nil || c.Observer == nil {
+		c.Retain != 10*time.Minute || c.Now == nil || c.Logger == nil || c.Observer == nil {
 		t.Errorf("defaults not filled: %+v", c)
 	}
 }
