@@ -124,6 +124,7 @@ func (b *Buffer) restore(ops []walRecord) error {
 			b.commitLocked(s, now)
 		case op.Method == http.MethodDelete && op.Path == service.AbortPath(s.ID):
 			b.finishLocked(s, &Final{Status: StatusAborted})
+			return nil // nothing follows an abort
 		case op.Seq == 0 && !(op.Method == http.MethodPost && op.Path == service.PathSessions):
 			s.direct = true
 			b.commitLocked(s, now)
