@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 )
@@ -49,6 +50,10 @@ func NewSubmitter(urls []string) (*Submitter, error) {
 	return s, nil
 }
 
+// AttemptTimeout bounds one node's answer, so a node that hangs (rather
+// than refusing the connection) does not hold up the failover.
+const AttemptTimeout = 2 * time.Second
+
 // Submit broadcasts tx (broadcast_tx_sync) to the first node that takes it.
 // A tx already in a node's mempool cache counts as submitted.
 func (s *Submitter) Submit(ctx context.Context, tx []byte) error {
@@ -58,7 +63,9 @@ func (s *Submitter) Submit(ctx context.Context, tx []byte) error {
 	var errs []error
 	for i := range s.clients {
 		k := (start + i) % len(s.clients)
-		res, err := s.clients[k].BroadcastTxSync(ctx, tx)
+		actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+		res, err := s.clients[k].BroadcastTxSync(actx, tx)
+		cancel()
 		if err == nil && res.Code != 0 {
 			return &RejectedError{Code: res.Code, Log: res.Log}
 		}

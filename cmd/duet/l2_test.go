@@ -183,8 +183,7 @@ func TestL2(t *testing.T) {
 		t.Fatalf("wf-1 final %+v, %v", final, err)
 	}
 	for i := range n.Validators {
-		waitHeight(t, n, i, final.Height)
-		if p := n.pkgAt(i, "PKG-1"); p["stage"] != "labeled" {
+		if p := n.waitStage(i, "PKG-1", "labeled"); p["stage"] != "labeled" {
 			t.Errorf("validator %d: PKG-1 stage %v", i, p["stage"])
 		}
 	}
@@ -274,8 +273,7 @@ func TestL2(t *testing.T) {
 	if err != nil || final.Status != protocol.StatusCommitted {
 		t.Fatalf("wf-kill final %+v, %v", final, err)
 	}
-	waitHeight(t, n, 1, final.Height)
-	if p := n.pkgAt(1, "PKG-K"); p["stage"] != "labeled" || len(p["history"].([]any)) != 5 {
+	if p := n.waitStage(1, "PKG-K", "labeled"); p["stage"] != "labeled" || len(p["history"].([]any)) != 5 {
 		t.Errorf("PKG-K on L1: %v", p)
 	}
 }
@@ -369,17 +367,6 @@ func badRequests(t *testing.T, n *network, s *client.Session) {
 	}
 }
 
-func waitHeight(t *testing.T, n *network, v int, h int64) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for height(t, n.Validators[v].RPC) < h {
-		if time.Now().After(deadline) {
-			t.Fatalf("validator %d did not reach height %d", v, h)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitRestart waits until the supervisor has restarted L2 node i and it is ready.
 func waitRestart(t *testing.T, n *network, i, oldPID int) {
 	t.Helper()
@@ -411,5 +398,97 @@ func waitVisible(t *testing.T, c *client.Client, pkg string) {
 			t.Fatalf("%s never became visible on %s", pkg, c.BaseURL)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestL2Quorum: with f = 1 of 4 validators stopped, sessions still finalise
+// (and the L2 node fails over from the validator it submits to first); with
+// 2 of 4 stopped, L2 keeps answering every step, the commit waits in the
+// queue, and it drains once quorum returns. Validators are paused with
+// SIGSTOP, so the supervisor does not restart them and their connections
+// hang rather than fail.
+func TestL2Quorum(t *testing.T) {
+	n := startNetwork(t, 4, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := n.client(0)
+	sup, op := n.signer("supplier-1"), n.signer("operator-1")
+	paused := map[int]bool{}
+	pause := func(i int) {
+		if err := syscall.Kill(n.Validators[i].PID, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		paused[i] = true
+	}
+	resume := func(i int) {
+		syscall.Kill(n.Validators[i].PID, syscall.SIGCONT)
+		delete(paused, i)
+	}
+	t.Cleanup(func() {
+		for i := range paused {
+			resume(i)
+		}
+	})
+	workflow := func(sid, pkg string) *client.Session {
+		t.Helper()
+		s := c.NewSession(op, sid)
+		if err := s.Start(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		must(t, "scan", nil, second(s.Scan(ctx, pkg)))
+		must(t, "validate", nil, second(s.Validate(ctx, pkg, observed(), nil)))
+		must(t, "qc", nil, second(s.QC(ctx, pkg, true, "", nil)))
+		must(t, "label", nil, second(s.Label(ctx, pkg, "courier-1", nil)))
+		if err := s.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, pkg := range []string{"PKG-F", "PKG-Q"} {
+		res, err := c.CreatePackage(ctx, sup, "create-"+pkg, client.NewPackage{ID: pkg, Destination: "DC Jakarta", Items: items()})
+		must(t, "create "+pkg, res, err)
+	}
+
+	// f = 1: v0, the first validator the L2 node submits to, is down.
+	pause(0)
+	workflow("wf-f", "PKG-F")
+	if f, err := c.Wait(ctx, "wf-f"); err != nil || f.Status != protocol.StatusCommitted {
+		t.Fatalf("with 1 of 4 validators stopped: final %+v, %v; want committed", f, err)
+	}
+
+	// 2 of 4 down: no quorum. Every step is still answered at once.
+	pause(1)
+	start := time.Now()
+	workflow("wf-q", "PKG-Q")
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("without quorum the L2 steps took %s", d)
+	}
+	time.Sleep(2 * time.Second)
+	if v, err := c.Session(ctx, "wf-q"); err != nil || v.Status != protocol.StatusCommitting {
+		t.Fatalf("without quorum: session %+v, %v; want committing", v, err)
+	}
+	// Quorum returns: the queue drains and the session commits once.
+	resume(0)
+	resume(1)
+	f, err := c.Wait(ctx, "wf-q")
+	if err != nil || f.Status != protocol.StatusCommitted {
+		t.Fatalf("after quorum returned: final %+v, %v; want committed", f, err)
+	}
+	if p := n.waitStage(2, "PKG-Q", "labeled"); p["stage"] != "labeled" {
+		t.Errorf("PKG-Q on L1: stage %v", p["stage"])
+	}
+}
+
+// waitStage polls validator v's committed state (a block's height shows in
+// /status a moment before the application has committed it) until the
+// package reaches stage, for up to 30 s, and returns the package.
+func (n *network) waitStage(v int, pkg, stage string) map[string]any {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p := n.pkgAt(v, pkg)
+		if p["stage"] == stage || time.Now().After(deadline) {
+			return p
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
