@@ -262,6 +262,17 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		b.mu.Unlock()
 		return rep
 	}
+	isStart := in.Method == http.MethodPost && in.Path == service.PathSessions
+	var claims []string
+	if fresh && isStart {
+		claims = b.cfg.Registry.StartKeys(in.Body)
+		for _, k := range claims {
+			if holder, held := b.reserved[k]; held {
+				b.mu.Unlock()
+				return errResp(http.StatusConflict, "CONFLICT", "%s is held by session %s", k, holder)
+			}
+		}
+	}
 	now := b.cfg.Now()
 	t := max(now.UnixMilli(), s.lastTime)
 	s.hit = ""
@@ -282,6 +293,10 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		b.open++
 	}
 	s.lastTime, s.lastActive = t, now
+	for _, k := range claims {
+		b.reserved[k] = s.ID
+		s.reserved = append(s.reserved, k)
+	}
 	b.reserveLocked(s)
 	r := OpResult{Seq: in.Seq, Method: in.Method, Path: in.Path, Status: resp.Status, Result: resp.Body, Time: t, OpHash: opHash.String()}
 	s.results = append(s.results, r)
@@ -291,7 +306,7 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		b.commitLocked(s, now)
 	case in.Method == http.MethodDelete && in.Path == service.AbortPath(s.ID):
 		b.finishLocked(s, &Final{Status: StatusAborted})
-	case fresh && !(in.Method == http.MethodPost && in.Path == service.PathSessions):
+	case fresh && !isStart:
 		s.direct = true
 		b.commitLocked(s, now)
 	}

@@ -334,9 +334,15 @@ func TestReservation(t *testing.T) {
 			e := newEnv(t, nil)
 			holder := newSess("holder", operator1)
 			e.start(holder, "PKG-1")
+			// A session start that names a held package is refused at once.
+			late := newSess("late", operator2)
+			if r := e.do(late, http.MethodPost, service.PathSessions, `{"package_id":"PKG-1"}`); r.Resp.Status != http.StatusConflict ||
+				errorCode(r.Resp) != "CONFLICT" || !strings.Contains(string(r.Resp.Body), "holder") {
+				t.Fatalf("start naming a held package: got %d %s, want 409 CONFLICT naming holder", r.Resp.Status, r.Resp.Body)
+			}
 			e.scan(holder, "PKG-1")
 			other := newSess("other", operator2)
-			e.start(other, "PKG-1")
+			e.start(other, "PKG-2")
 			e.wantReserved(other, "holder")
 			// A direct-mode op on the package is refused too.
 			e.wantReserved(newSess("direct-1", operator2), "holder")

@@ -85,6 +85,7 @@ type GenesisFunc func(tx *Tx, appState json.RawMessage) error
 type Registry struct {
 	routes  []*Route
 	genesis GenesisFunc
+	reserve func(start map[string]json.RawMessage) []string
 	verify  func(pub ed25519.PublicKey, msg, sig []byte) bool
 }
 
@@ -122,6 +123,24 @@ func (r *Registry) Handle(method, pattern string, roles []string, h Handler) {
 
 // Genesis sets the application's genesis loader.
 func (r *Registry) Genesis(f GenesisFunc) { r.genesis = f }
+
+// ReserveOnStart lets the application name the state keys a session start
+// body claims (e.g. the package a workflow is about), so an L2 node can
+// refuse a second session on them at once, before any step.
+func (r *Registry) ReserveOnStart(f func(start map[string]json.RawMessage) []string) { r.reserve = f }
+
+// StartKeys returns the keys a session start body claims (none if the
+// application names none or the body is not a JSON object).
+func (r *Registry) StartKeys(body []byte) []string {
+	if r.reserve == nil || len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return nil
+	}
+	return r.reserve(m)
+}
 
 // Routes returns the registered routes in registration order.
 func (r *Registry) Routes() []*Route { return r.routes }

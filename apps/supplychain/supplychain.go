@@ -194,6 +194,15 @@ func Register(r *service.Registry) {
 	r.Handle(http.MethodGet, PathCouriers+"/{id}", nil, handle(getCourier))
 
 	r.Genesis(loadGenesis)
+	// A session started with {"package_id":"PKG-1"} holds PKG-1 from the
+	// start: a second session on it gets 409 before it does anything.
+	r.ReserveOnStart(func(start map[string]json.RawMessage) []string {
+		var id string
+		if json.Unmarshal(start["package_id"], &id) != nil || !protocol.ValidID(id) {
+			return nil
+		}
+		return []string{PackageKey(id)}
+	})
 }
 
 // ManifestBytes returns the bytes a supplier signs for a package manifest:
