@@ -129,6 +129,7 @@ type state struct {
 	submitted  time.Time // when its current bundle went to L1 (zero: queued)
 	rebases    int
 	results    []OpResult
+	claims     []string // keys the session start named (Registry.StartKeys)
 	reserved   []string
 	final      *Final
 	events     []Event
@@ -293,9 +294,8 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		b.open++
 	}
 	s.lastTime, s.lastActive = t, now
-	for _, k := range claims {
-		b.reserved[k] = s.ID
-		s.reserved = append(s.reserved, k)
+	if isStart {
+		s.claims = claims
 	}
 	b.reserveLocked(s)
 	r := OpResult{Seq: in.Seq, Method: in.Method, Path: in.Path, Status: resp.Status, Result: resp.Body, Time: t, OpHash: opHash.String()}
@@ -370,8 +370,10 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 	return s, true, nil
 }
 
+// reserveLocked holds the keys the session's start claimed and every key
+// it has written.
 func (b *Buffer) reserveLocked(s *state) {
-	for _, k := range s.Tx().WriteKeys() {
+	for _, k := range append(append([]string(nil), s.claims...), s.Tx().WriteKeys()...) {
 		if _, held := b.reserved[k]; !held {
 			b.reserved[k] = s.ID
 			s.reserved = append(s.reserved, k)

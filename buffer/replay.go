@@ -115,6 +115,9 @@ func (b *Buffer) restore(ops []walRecord) error {
 			return errReplayDiverged
 		}
 		s.lastTime = op.Time
+		if op.Seq == 0 && op.Method == http.MethodPost && op.Path == service.PathSessions {
+			s.claims = b.cfg.Registry.StartKeys(op.Body)
+		}
 		b.reserveLocked(s)
 		r := OpResult{Seq: op.Seq, Method: op.Method, Path: op.Path, Status: resp.Status, Result: resp.Body, Time: op.Time, OpHash: h.String()}
 		s.results = append(s.results, r)
