@@ -295,3 +295,16 @@ func TestReplayTornTail(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayKeepsStartClaims: a session that named its package at start
+// still holds it after a restart, before it has written anything.
+func TestReplayKeepsStartClaims(t *testing.T) {
+	e := newEnv(t, nil)
+	e.start(newSess("holder", operator1), "PKG-1")
+	e.reopen()
+	late := newSess("late", operator2)
+	if r := e.do(late, http.MethodPost, service.PathSessions, `{"package_id":"PKG-1"}`); r.Resp.Status != http.StatusConflict ||
+		!strings.Contains(string(r.Resp.Body), "holder") {
+		t.Fatalf("start naming the held package after restart: got %d %s, want 409 naming holder", r.Resp.Status, r.Resp.Body)
+	}
+}
