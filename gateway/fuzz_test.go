@@ -98,7 +98,7 @@ func FuzzGateway(f *testing.F) {
 			if method != http.MethodHead && !json.Valid(rec.Body.Bytes()) {
 				t.Fatalf("%s %q: %d body is not JSON: %q", method, target, rec.Code, rec.Body)
 			}
-			if rec.Code >= 400 && method != http.MethodHead && gateway.ErrorCode(rec.Body.Bytes()) == "" {
+			if rec.Code >= 400 && method != http.MethodHead && errorCode(rec.Body.Bytes()) == "" {
 				t.Fatalf("%s %q: %d without an error code: %q", method, target, rec.Code, rec.Body)
 			}
 		}

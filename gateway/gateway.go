@@ -316,15 +316,6 @@ func (h *handler) parse(w http.ResponseWriter, r *http.Request) (in *buffer.Inpu
 		Body: body, Signature: sig}, 0, "", ""
 }
 
-// ErrorCode extracts the error code of a JSON error body ("" if none).
-func ErrorCode(body []byte) string {
-	var e service.ErrorBody
-	if json.Unmarshal(body, &e) != nil {
-		return ""
-	}
-	return strings.TrimSpace(e.Error.Code)
-}
-
 // OpenAPI is the contract served at /v1/openapi.json.
 //
 //go:embed openapi.json

@@ -333,7 +333,7 @@ func wantError(t testing.TB, rec *httptest.ResponseRecorder, status int, code st
 	if eb.Error.Code != code || eb.Error.Message == "" {
 		t.Errorf("error: got %q %q, want code %s with a message", eb.Error.Code, eb.Error.Message, code)
 	}
-	if got := gateway.ErrorCode(rec.Body.Bytes()); got != code {
+	if got := errorCode(rec.Body.Bytes()); got != code {
 		t.Errorf("ErrorCode: got %q, want %q", got, code)
 	}
 }
@@ -346,4 +346,13 @@ func readAll(t testing.TB, r io.Reader) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// errorCode extracts the code of a JSON error body ("" if it is not one).
+func errorCode(body []byte) string {
+	var e service.ErrorBody
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	return e.Error.Code
 }

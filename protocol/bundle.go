@@ -72,14 +72,11 @@ func (b *Bundle) OpSigningBytes(seq int, prev Hash) []byte {
 // VerifyOps checks every actor signature and thereby the op chain: op k is
 // verified over bytes that name op k-1's hash. It returns the index of the
 // first op that fails, or -1.
-func (b *Bundle) VerifyOps(actorKey ed25519.PublicKey) int { return b.VerifyOpsWith(actorKey, Verify) }
-
-// VerifyOpsWith is VerifyOps with a given verifier (e.g. a SigCache's).
-func (b *Bundle) VerifyOpsWith(actorKey ed25519.PublicKey, verify func(ed25519.PublicKey, []byte, []byte) bool) int {
+func (b *Bundle) VerifyOps(actorKey ed25519.PublicKey) int {
 	prev := ZeroHash
 	for i := range b.Ops {
 		msg := b.OpSigningBytes(i, prev)
-		if !verify(actorKey, msg, b.Ops[i].Signature) {
+		if !Verify(actorKey, msg, b.Ops[i].Signature) {
 			return i
 		}
 		prev = OpHash(msg)
