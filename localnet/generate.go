@@ -188,11 +188,6 @@ func generate(spec Spec) (*Network, error) {
 		conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", rpcPort)
 		conf.Mempool.MaxTxBytes = protocol.MaxBatchBytes
 		conf.Mempool.MaxTxsBytes = 16 * protocol.MaxBatchBytes
-		if i >= spec.Validators {
-			// An L2 node submits to validators directly; its follower need
-			// not receive, check and gossip every transaction.
-			conf.Mempool.Type = cmtcfg.MempoolTypeNop
-		}
 		confs[i] = conf
 		for _, d := range []string{conf.RootDir + "/config", conf.DBDir()} {
 			if err := os.MkdirAll(d, 0o700); err != nil {
