@@ -164,7 +164,7 @@ func TestL2(t *testing.T) {
 	wantErr(t, "scan of a reserved package", err, http.StatusConflict, "CONFLICT", "wf-1")
 
 	// Bad requests: a clear JSON error, no state change, the session's seq intact.
-	before := n.pkgAt(0, "PKG-1")
+	before := n.waitStage(0, "PKG-1", "created") // v0 may apply the create a moment after the L2 follower
 	badRequests(t, n, s)
 	must(t, "qc", nil, second(s.QC(ctx, "PKG-1", true, "ok", map[string]any{"seal": "intact"})))
 	var label supplychain.Label
