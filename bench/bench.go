@@ -34,6 +34,11 @@ type Config struct {
 	BasePort   int    // first port of the networks; default 16656
 	HTTP       string // first L2 node's HTTP address; default 127.0.0.1:18080
 	Seed       uint64 // seeds package ids and the order of work; default 1
+	// Settle pauses this long before each operator commit, as an operator
+	// between two scans would: L1 is then idle when the bundle arrives,
+	// instead of busy with the block that followed the previous session.
+	// Default 0 (back to back, as the paper ran).
+	Settle     time.Duration
 	Executable string // duet binary for the nodes; default this process
 	// ValidatorNice is the CPU priority of validators (see localnet); the
 	// command sets it to 10, like duet up.
@@ -290,6 +295,10 @@ func runConfig(ctx context.Context, cfg Config, validators, l2 int) (*ConfigResu
 			{"commit", func() error { return s.Commit(ctx) }},
 		}
 		for _, st := range steps {
+			if st.name == "commit" && cfg.Settle > 0 {
+				time.Sleep(cfg.Settle)
+				flowStart = flowStart.Add(cfg.Settle)
+			}
 			if err := timed(l2Lat, st.name, st.f); err != nil {
 				return nil, err
 			}
@@ -365,6 +374,9 @@ func Markdown(r *Results) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# duet bench: workflow\n\nStarted %s on %d CPUs (%s), %s. Seed %d, %d workflows per configuration and mode.\n\n",
 		r.Started, r.Machine.CPUs, r.Machine.Model, r.Machine.Go, r.Config.Seed, r.Config.Iterations)
+	if r.Config.Settle > 0 {
+		fmt.Fprintf(&b, "The operator paused %s before each commit (--settle).\n\n", r.Config.Settle)
+	}
 	for _, c := range r.Configs {
 		fmt.Fprintf(&b, "## %d validators, %d L2 node(s)\n\n", c.Validators, c.L2)
 		b.WriteString("| step | L2 p50 ms | L2 p90 | L2 p99 | L2 mean | direct p50 ms | direct p99 | direct mean | direct/L2 (p50) |\n")

@@ -141,6 +141,7 @@ func runBench(ctx context.Context, args []string) error {
 	concurrency := fs.String("concurrency", "1,4,16,64", "throughput: comma-separated numbers of concurrent operators")
 	duration := fs.Duration("duration", 10*time.Second, "throughput: measuring time per level and mode")
 	nice := fs.Int("validator-nice", 10, "CPU priority (nice) of validators, as for duet up")
+	settle := fs.Duration("settle", 0, "workflow: pause before each operator commit (L1 idle when it arrives)")
 	replot := fs.Bool("replot", false, "only redraw results.md and the charts from --out/results.json")
 	fs.Parse(args)
 	if *replot {
@@ -167,7 +168,7 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := bench.Config{Validators: vs, L2: ls, Iterations: *iterations, Out: *out,
-		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, ValidatorNice: *nice, Progress: os.Stderr}
+		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, ValidatorNice: *nice, Settle: *settle, Progress: os.Stderr}
 	res := &bench.Results{}
 	switch *mode {
 	case "workflow", "all":
