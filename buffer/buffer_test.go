@@ -15,11 +15,12 @@ import (
 	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
+	"github.com/duet-bft/duet/service/servicetest"
 )
 
 func TestConfigValidate(t *testing.T) {
 	good := func() Config {
-		return Config{Node: node.id, Key: node.key, Registry: supplychain.New(), WALPath: "wal.log"}
+		return Config{Node: node.ID, Key: node.Key, Registry: supplychain.New(), WALPath: "wal.log"}
 	}
 	tests := []struct {
 		name   string
@@ -92,13 +93,13 @@ func TestWorkflowCommit(t *testing.T) {
 		if rc == nil {
 			t.Fatalf("op %d: no receipt", i)
 		}
-		if !rc.Verify(node.pub(), rep.ReceiptSig) {
+		if !rc.Verify(node.Public(), rep.ReceiptSig) {
 			t.Errorf("op %d: receipt signature does not verify with the node key", i)
 		}
 		opHash := protocol.OpHash(protocol.OpBytes(in.Session, in.Seq, prev, in.Method, in.Path, in.Body))
 		prev = opHash
-		if rc.Node != node.id || rc.Session != "wf-1" || rc.Seq != uint64(i) {
-			t.Errorf("op %d: receipt names node %s session %s seq %d, want %s wf-1 %d", i, rc.Node, rc.Session, rc.Seq, node.id, i)
+		if rc.Node != node.ID || rc.Session != "wf-1" || rc.Seq != uint64(i) {
+			t.Errorf("op %d: receipt names node %s session %s seq %d, want %s wf-1 %d", i, rc.Node, rc.Session, rc.Seq, node.ID, i)
 		}
 		if rc.Op != opHash {
 			t.Errorf("op %d: receipt op hash: got %s, want %s", i, rc.Op, opHash)
@@ -123,8 +124,8 @@ func TestWorkflowCommit(t *testing.T) {
 		t.Fatalf("bundles in the batch: got %d, want 1", got)
 	}
 	b := sub.batch.Bundles[0]
-	if b.Session != "wf-1" || b.Actor != operator1.id || b.Node != node.id {
-		t.Errorf("bundle names session %s actor %s node %s, want wf-1 %s %s", b.Session, b.Actor, b.Node, operator1.id, node.id)
+	if b.Session != "wf-1" || b.Actor != operator1.ID || b.Node != node.ID {
+		t.Errorf("bundle names session %s actor %s node %s, want wf-1 %s %s", b.Session, b.Actor, b.Node, operator1.ID, node.ID)
 	}
 	if len(b.Ops) != len(inputs) {
 		t.Fatalf("ops in the bundle: got %d, want %d", len(b.Ops), len(inputs))
@@ -141,14 +142,14 @@ func TestWorkflowCommit(t *testing.T) {
 			t.Errorf("op %d: time %d, receipt says %d", i, op.Time, rep.Receipt.Time)
 		}
 	}
-	if i := b.VerifyOps(operator1.pub()); i != -1 {
+	if i := b.VerifyOps(operator1.Public()); i != -1 {
 		t.Errorf("actor signature of op %d does not verify", i)
 	}
-	if !b.VerifyNode(node.pub()) {
+	if !b.VerifyNode(node.Public()) {
 		t.Error("bundle's node signature does not verify")
 	}
-	wantReads := map[string]bool{service.ActorKey(operator1.id): true, supplychain.PackageKey("PKG-1"): true,
-		service.ActorKey(supplier.id): true, supplychain.CourierKey("courier-1"): true}
+	wantReads := map[string]bool{service.ActorKey(operator1.ID): true, supplychain.PackageKey("PKG-1"): true,
+		service.ActorKey(supplier.ID): true, supplychain.CourierKey("courier-1"): true}
 	for _, r := range b.Reads {
 		e, _ := e.chain.get(r.Key)
 		if !wantReads[r.Key] || r.Version != e.version {
@@ -174,8 +175,8 @@ func TestWorkflowCommit(t *testing.T) {
 	}
 	e.chain.none(t, 50*time.Millisecond)
 	v, _ := e.buf.Lookup("wf-1")
-	if len(v.Ops) != len(inputs) || v.Actor != operator1.id || v.Direct {
-		t.Errorf("view: %d ops actor %s direct %v, want %d %s false", len(v.Ops), v.Actor, v.Direct, len(inputs), operator1.id)
+	if len(v.Ops) != len(inputs) || v.Actor != operator1.ID || v.Direct {
+		t.Errorf("view: %d ops actor %s direct %v, want %d %s false", len(v.Ops), v.Actor, v.Direct, len(inputs), operator1.ID)
 	}
 	for i, op := range v.Ops {
 		if op.Seq != uint64(i) || op.Status != replies[i].Resp.Status || !bytes.Equal(op.Result, replies[i].Resp.Body) ||
@@ -232,7 +233,7 @@ func TestBadOps(t *testing.T) {
 		{"commit of another session", s.next(http.MethodPost, service.CommitPath("bad-2"), `{}`), http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"unknown session at seq 1", newSess("nobody", operator1).input(1, protocol.ZeroHash, http.MethodPost, pkgPath("PKG-1", "scan"), `{}`), http.StatusConflict, "FAILED_PRECONDITION"},
 		{"commit of an unknown session", newSess("nobody", operator1).next(http.MethodPost, service.CommitPath("nobody"), `{}`), http.StatusNotFound, "NOT_FOUND"},
-		{"unknown actor", newSess("anon", newActor("anon-1", "operator", 9)).next(http.MethodPost, service.PathSessions, `{}`), http.StatusUnauthorized, "UNAUTHENTICATED"},
+		{"unknown actor", newSess("anon", servicetest.NewActor("anon-1", "operator", 9)).next(http.MethodPost, service.PathSessions, `{}`), http.StatusUnauthorized, "UNAUTHENTICATED"},
 		{"role", newSess("sup", supplier).next(http.MethodPost, pkgPath("PKG-2", "scan"), `{}`), http.StatusForbidden, "PERMISSION_DENIED"},
 	}
 	pkgBefore := e.buf.PendingView()
@@ -274,7 +275,7 @@ func TestBadOps(t *testing.T) {
 func TestSessionIDReuse(t *testing.T) {
 	e := newEnv(t, nil)
 	e.start(newSess("used", operator1), "PKG-1")
-	e.chain.putJSON(service.SessionKey("on-l1"), service.SessionRecord{Session: "on-l1", Actor: operator1.id, Node: "l2-9", Height: 2})
+	e.chain.putJSON(service.SessionKey("on-l1"), service.SessionRecord{Session: "on-l1", Actor: operator1.ID, Node: "l2-9", Height: 2})
 	tests := []struct {
 		id       string
 		who      actor
@@ -288,7 +289,7 @@ func TestSessionIDReuse(t *testing.T) {
 	for _, tt := range tests {
 		rep := e.do(newSess(tt.id, tt.who), http.MethodPost, service.PathSessions, `{}`)
 		if errorCode(rep.Resp) != tt.wantCode {
-			t.Errorf("start of %s by %s: got %d %s, want %s", tt.id, tt.who.id, rep.Resp.Status, rep.Resp.Body, tt.wantCode)
+			t.Errorf("start of %s by %s: got %d %s, want %s", tt.id, tt.who.ID, rep.Resp.Status, rep.Resp.Body, tt.wantCode)
 		}
 	}
 	v, ok := e.buf.Lookup("on-l1")
@@ -513,7 +514,7 @@ func TestDirectMode(t *testing.T) {
 		t.Errorf("status while waiting: got %s, want committing", got)
 	}
 	b := sub.batch.Bundles[0]
-	if len(b.Ops) != 1 || b.Session != s.id || b.Actor != supplier.id {
+	if len(b.Ops) != 1 || b.Session != s.id || b.Actor != supplier.ID {
 		t.Fatalf("direct bundle: %d ops session %s actor %s", len(b.Ops), b.Session, b.Actor)
 	}
 	h := e.chain.judge(t, e.reg, e.buf, sub, protocol.CodeOK)
@@ -605,7 +606,7 @@ func TestConflict(t *testing.T) {
 	moved := packageRecord("PKG-1")
 	moved.Stage = supplychain.StageLabeled
 	touched := packageRecord("PKG-1")
-	touched.History = append(touched.History, supplychain.Event{Step: "note", Actor: admin.id, Session: "x", Time: 2})
+	touched.History = append(touched.History, supplychain.Event{Step: "note", Actor: admin.ID, Session: "x", Time: 2})
 	tests := []struct {
 		name       string
 		change     func(c *fakeChain)
@@ -616,7 +617,7 @@ func TestConflict(t *testing.T) {
 		{"package rewritten, same results", func(c *fakeChain) { c.putJSON(supplychain.PackageKey("PKG-1"), touched) }, true, ""},
 		{"package moved on", func(c *fakeChain) { c.putJSON(supplychain.PackageKey("PKG-1"), moved) }, false, `requires stage \"created\" or \"scanned\"`},
 		{"actor key rotated", func(c *fakeChain) {
-			c.putJSON(service.ActorKey(operator1.id), service.Actor{ID: operator1.id, Role: operator1.role, Org: "org", PublicKey: operator2.pub()})
+			c.putJSON(service.ActorKey(operator1.ID), service.Actor{ID: operator1.ID, Role: operator1.Role, Org: "org", PublicKey: operator2.Public()})
 		}, false, "bad signature"},
 	}
 	for _, tt := range tests {
@@ -707,9 +708,9 @@ func TestVerdicts(t *testing.T) {
 		{"invalid session", protocol.CodeInvalidSession, nil, StatusRejected, "INVALID_SESSION"},
 		{"unknown code", protocol.Code(42), nil, StatusRejected, "CODE_42"},
 		{"already committed by this node", protocol.CodeAlreadyCommitted,
-			&service.SessionRecord{Session: "wf-1", Actor: operator1.id, Node: node.id, Height: 77, TxHash: "ABCDEF"}, StatusCommitted, ""},
+			&service.SessionRecord{Session: "wf-1", Actor: operator1.ID, Node: node.ID, Height: 77, TxHash: "ABCDEF"}, StatusCommitted, ""},
 		{"already committed by another node", protocol.CodeAlreadyCommitted,
-			&service.SessionRecord{Session: "wf-1", Actor: operator1.id, Node: "l2-1", Height: 77, TxHash: "ABCDEF"}, StatusRejected, "ALREADY_COMMITTED"},
+			&service.SessionRecord{Session: "wf-1", Actor: operator1.ID, Node: "l2-1", Height: 77, TxHash: "ABCDEF"}, StatusRejected, "ALREADY_COMMITTED"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
+	"github.com/duet-bft/duet/service/servicetest"
 )
 
 // The fake L1 of these tests: a committed store in memory, a Submit that
@@ -234,26 +235,15 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// actor is a registered identity with a fixed key.
-type actor struct {
-	id   string
-	role string
-	key  ed25519.PrivateKey
-}
-
-func newActor(id, role string, seed byte) actor {
-	return actor{id: id, role: role, key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))}
-}
-
-func (a actor) pub() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
+type actor = servicetest.Actor
 
 var (
-	admin     = newActor("admin-1", service.RoleAdmin, 1)
-	supplier  = newActor("supplier-1", supplychain.RoleSupplier, 2)
-	operator1 = newActor("operator-1", supplychain.RoleOperator, 3)
-	operator2 = newActor("operator-2", supplychain.RoleOperator, 4)
-	courier   = newActor("courier-1", supplychain.RoleCourier, 5)
-	node      = newActor("l2-0", service.RoleL2, 6)
+	admin     = servicetest.NewActor("admin-1", service.RoleAdmin, 1)
+	supplier  = servicetest.NewActor("supplier-1", supplychain.RoleSupplier, 2)
+	operator1 = servicetest.NewActor("operator-1", supplychain.RoleOperator, 3)
+	operator2 = servicetest.NewActor("operator-2", supplychain.RoleOperator, 4)
+	courier   = servicetest.NewActor("courier-1", supplychain.RoleCourier, 5)
+	node      = servicetest.NewActor("l2-0", service.RoleL2, 6)
 	allActors = []actor{admin, supplier, operator1, operator2, courier, node}
 )
 
@@ -261,18 +251,18 @@ var testItems = []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}, {SKU:
 
 // packageRecord is a package as a supplier's committed create leaves it.
 func packageRecord(id string) supplychain.Package {
-	return supplychain.Package{ID: id, Supplier: supplier.id, Destination: "DC Jakarta", Items: testItems,
-		ManifestSignature: ed25519.Sign(supplier.key, supplychain.ManifestBytes(id, supplier.id, "DC Jakarta", testItems)),
+	return supplychain.Package{ID: id, Supplier: supplier.ID, Destination: "DC Jakarta", Items: testItems,
+		ManifestSignature: ed25519.Sign(supplier.Key, supplychain.ManifestBytes(id, supplier.ID, "DC Jakarta", testItems)),
 		CreatedAt:         1, Stage: supplychain.StageCreated,
-		History: []supplychain.Event{{Step: supplychain.StepCreate, Actor: supplier.id, Session: "create-" + id, Time: 1}}}
+		History: []supplychain.Event{{Step: supplychain.StepCreate, Actor: supplier.ID, Session: "create-" + id, Time: 1}}}
 }
 
 // seed writes the actors, a courier and packages PKG-1 and PKG-2.
 func (c *fakeChain) seed() {
 	for _, a := range allActors {
-		c.putJSON(service.ActorKey(a.id), service.Actor{ID: a.id, Role: a.role, Org: "org-" + a.id, PublicKey: a.pub()})
+		c.putJSON(service.ActorKey(a.ID), service.Actor{ID: a.ID, Role: a.Role, Org: "org-" + a.ID, PublicKey: a.Public()})
 	}
-	c.putJSON(supplychain.CourierKey("courier-1"), supplychain.Courier{ID: "courier-1", Name: "Courier One", ActorID: courier.id})
+	c.putJSON(supplychain.CourierKey("courier-1"), supplychain.Courier{ID: "courier-1", Name: "Courier One", ActorID: courier.ID})
 	for _, id := range []string{"PKG-1", "PKG-2"} {
 		c.putJSON(supplychain.PackageKey(id), packageRecord(id))
 	}
@@ -293,7 +283,7 @@ func newEnv(t *testing.T, adjust func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, chain: newFakeChain(t), clock: newClock(), reg: supplychain.New()}
 	e.chain.seed()
-	e.cfg = Config{Node: node.id, Key: node.key, Registry: e.reg, WALPath: filepath.Join(t.TempDir(), "wal.log"),
+	e.cfg = Config{Node: node.ID, Key: node.Key, Registry: e.reg, WALPath: filepath.Join(t.TempDir(), "wal.log"),
 		BatchInterval: time.Millisecond, ResubmitAfter: time.Hour, Now: e.clock.Now}
 	if adjust != nil {
 		adjust(&e.cfg)
@@ -345,8 +335,8 @@ func newSess(id string, who actor) *sess { return &sess{id: id, who: who} }
 
 // input signs op seq with prev (not necessarily the session's own).
 func (s *sess) input(seq uint64, prev protocol.Hash, method, path, body string) *Input {
-	sig := ed25519.Sign(s.who.key, protocol.OpBytes(s.id, seq, prev, method, path, []byte(body)))
-	return &Input{Session: s.id, Seq: seq, Actor: s.who.id, Method: method, Path: path, Body: []byte(body), Signature: sig}
+	sig := ed25519.Sign(s.who.Key, protocol.OpBytes(s.id, seq, prev, method, path, []byte(body)))
+	return &Input{Session: s.id, Seq: seq, Actor: s.who.ID, Method: method, Path: path, Body: []byte(body), Signature: sig}
 }
 
 // next signs the session's next op.

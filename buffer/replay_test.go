@@ -141,7 +141,7 @@ func TestReplayDiverged(t *testing.T) {
 	moved := packageRecord("PKG-1")
 	moved.Stage = supplychain.StageLabeled
 	same := packageRecord("PKG-1")
-	same.History = append(same.History, supplychain.Event{Step: "note", Actor: admin.id, Session: "x", Time: 2})
+	same.History = append(same.History, supplychain.Event{Step: "note", Actor: admin.ID, Session: "x", Time: 2})
 	tests := []struct {
 		name     string
 		change   func(c *fakeChain)
@@ -197,7 +197,7 @@ func TestReplayCommittedWhileDown(t *testing.T) {
 	s := newSess("wf-1", operator1)
 	e.commitOne(s, "PKG-1")
 	e.close()
-	e.chain.putJSON(service.SessionKey("wf-1"), service.SessionRecord{Session: "wf-1", Actor: operator1.id, Node: node.id, Height: 40, TxHash: "AB"})
+	e.chain.putJSON(service.SessionKey("wf-1"), service.SessionRecord{Session: "wf-1", Actor: operator1.ID, Node: node.ID, Height: 40, TxHash: "AB"})
 	e.open()
 	e.chain.none(t, 50*time.Millisecond)
 	if v, _ := e.buf.Lookup("wf-1"); v.Status != StatusCommitted || v.Final.Height != 40 {

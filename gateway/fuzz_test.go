@@ -31,11 +31,11 @@ func FuzzGateway(f *testing.F) {
 	seeds := []struct {
 		method, target, actor, session, seq, sig, body string
 	}{
-		{"POST", "/v1/sessions", operator1.id, "fz-1", "0", sig, `{"package_id":"PKG-1"}`}, // valid: opens fz-1
-		{"POST", "/v1/packages/PKG-1/scan", operator1.id, "fz-1", "1", sig, `{}`},
-		{"POST", "/v1/sessions/fz-1/commit", operator1.id, "fz-1", "1", sig, `{}`},
-		{"DELETE", "/v1/sessions/fz-1", operator1.id, "fz-1", "1", sig, ``},
-		{"POST", "/v1/packages", supplier.id, "create-x", "0", sig, `{"id":"PKG-X","destination":"d","items":[]}`},
+		{"POST", "/v1/sessions", operator1.ID, "fz-1", "0", sig, `{"package_id":"PKG-1"}`}, // valid: opens fz-1
+		{"POST", "/v1/packages/PKG-1/scan", operator1.ID, "fz-1", "1", sig, `{}`},
+		{"POST", "/v1/sessions/fz-1/commit", operator1.ID, "fz-1", "1", sig, `{}`},
+		{"DELETE", "/v1/sessions/fz-1", operator1.ID, "fz-1", "1", sig, ``},
+		{"POST", "/v1/packages", supplier.ID, "create-x", "0", sig, `{"id":"PKG-X","destination":"d","items":[]}`},
 		{"POST", "/v1/sessions", "", "", "", "", ``},
 		{"POST", "/v1/sessions", "a b", "s", "x", "%%%", `{`},
 		{"PUT", "/v1/actors", "admin-1", "s", "0", base64.StdEncoding.EncodeToString(make([]byte, 64)), `{"id":"evil"}`},
@@ -51,10 +51,10 @@ func FuzzGateway(f *testing.F) {
 		{"GET", "/v1/packages/%00", "", "", "", "", ""},
 		{"HEAD", "/v1/couriers/courier-1", "", "", "", "", ""},
 		{"OPTIONS", "*", "", "", "", "", ""},
-		{"DELETE", "/", operator1.id, "s", "0", sig, ""},
-		{"POST", "/v1/packages/PKG-1/label?x=1#f", operator1.id, "s", "0", sig, `{"courier_id":"courier-1"}`},
+		{"DELETE", "/", operator1.ID, "s", "0", sig, ""},
+		{"POST", "/v1/packages/PKG-1/label?x=1#f", operator1.ID, "s", "0", sig, `{"courier_id":"courier-1"}`},
 		{"GET", "//v1/packages/PKG-1", "", "", "", "", ""},
-		{"POST", "/v1/./sessions", operator1.id, "s", "0", sig, `{}`},
+		{"POST", "/v1/./sessions", operator1.ID, "s", "0", sig, `{}`},
 		{"GET", "/v1/sessions/../healthz", "", "", "", "", ""},
 		{"BREW", "/coffee", "", "", "", "", ""},
 	}

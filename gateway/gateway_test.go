@@ -78,7 +78,7 @@ func TestErrors(t *testing.T) {
 		{"signature url base64", signed(set(gateway.HeaderSignature, base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 64)))), http.StatusUnauthorized, "UNAUTHENTICATED"},
 		{"signature too short", signed(set(gateway.HeaderSignature, base64.StdEncoding.EncodeToString(make([]byte, 63)))), http.StatusUnauthorized, "UNAUTHENTICATED"},
 		{"signature of other bytes", signed(set(gateway.HeaderSignature, base64.StdEncoding.EncodeToString(make([]byte, 64)))), http.StatusUnauthorized, "UNAUTHENTICATED"},
-		{"signed by another actor", signed(set(gateway.HeaderActor, operator2.id)), http.StatusUnauthorized, "UNAUTHENTICATED"},
+		{"signed by another actor", signed(set(gateway.HeaderActor, operator2.ID)), http.StatusUnauthorized, "UNAUTHENTICATED"},
 		{"body too large", func() *http.Request {
 			r := httptest.NewRequest(http.MethodPost, service.PathSessions, bytes.NewReader(big))
 			r.Header = (&sess{id: "err-1", who: operator1}).request(http.MethodPost, service.PathSessions, string(big)).Header
@@ -243,7 +243,7 @@ func TestNode(t *testing.T) {
 		PublicKey []byte `json:"public_key"`
 	}
 	rec := e.get("/v1/node")
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.ID != node.id || !bytes.Equal(out.PublicKey, node.pub()) {
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.ID != node.ID || !bytes.Equal(out.PublicKey, node.Public()) {
 		t.Errorf("/v1/node: got %s", rec.Body)
 	}
 }
@@ -264,7 +264,7 @@ func decodeReceipt(t *testing.T, rec *httptest.ResponseRecorder) gateway.Receipt
 	if err := json.Unmarshal(raw, &rc); err != nil {
 		t.Fatalf("Duet-Receipt is not JSON: %v", err)
 	}
-	if !rc.Verify(node.pub(), rc.Signature) {
+	if !rc.Verify(node.Public(), rc.Signature) {
 		t.Error("receipt signature does not verify with the node key")
 	}
 	return rc
@@ -290,7 +290,7 @@ func TestSessionOverHTTP(t *testing.T) {
 			t.Errorf("op %d: Content-Type %q", i, ct)
 		}
 		rc := decodeReceipt(t, rec)
-		if rc.Node != node.id || rc.Session != s.id || rc.Seq != uint64(i) || rc.Op != opHash ||
+		if rc.Node != node.ID || rc.Session != s.id || rc.Seq != uint64(i) || rc.Op != opHash ||
 			rc.Result != protocol.ResultHash(rec.Code, rec.Body.Bytes()) {
 			t.Errorf("op %d: receipt %+v does not match the op and its answer", i, rc.Receipt)
 		}
@@ -311,7 +311,7 @@ func TestSessionOverHTTP(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != http.StatusOK {
 		t.Fatalf("GET session: %d %s", rec.Code, rec.Body)
 	}
-	if v := got.Session; v.ID != "wf-1" || v.Actor != operator1.id || v.Status != buffer.StatusOpen || len(v.Ops) != 3 || v.Final != nil {
+	if v := got.Session; v.ID != "wf-1" || v.Actor != operator1.ID || v.Status != buffer.StatusOpen || len(v.Ops) != 3 || v.Final != nil {
 		t.Errorf("GET session: %+v", v)
 	}
 

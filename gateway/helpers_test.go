@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -28,6 +27,7 @@ import (
 	"github.com/duet-bft/duet/gateway"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
+	"github.com/duet-bft/duet/service/servicetest"
 )
 
 // fakeChain is L1 as the gateway and the buffer see it: a committed store
@@ -167,30 +167,20 @@ func (c *fakeChain) judge(t *testing.T, reg *service.Registry, buf *buffer.Buffe
 	return h
 }
 
-type actor struct {
-	id   string
-	role string
-	key  ed25519.PrivateKey
-}
-
-func newActor(id, role string, seed byte) actor {
-	return actor{id: id, role: role, key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))}
-}
-
-func (a actor) pub() ed25519.PublicKey { return a.key.Public().(ed25519.PublicKey) }
+type actor = servicetest.Actor
 
 var (
-	supplier  = newActor("supplier-1", supplychain.RoleSupplier, 2)
-	operator1 = newActor("operator-1", supplychain.RoleOperator, 3)
-	operator2 = newActor("operator-2", supplychain.RoleOperator, 4)
-	courier   = newActor("courier-1", supplychain.RoleCourier, 5)
-	node      = newActor("l2-0", service.RoleL2, 6)
+	supplier  = servicetest.NewActor("supplier-1", supplychain.RoleSupplier, 2)
+	operator1 = servicetest.NewActor("operator-1", supplychain.RoleOperator, 3)
+	operator2 = servicetest.NewActor("operator-2", supplychain.RoleOperator, 4)
+	courier   = servicetest.NewActor("courier-1", supplychain.RoleCourier, 5)
+	node      = servicetest.NewActor("l2-0", service.RoleL2, 6)
 )
 
 var testItems = []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}, {SKU: "SKU-2", Name: "Gadget", Qty: 1}}
 
 func manifestSig(id string) []byte {
-	return ed25519.Sign(supplier.key, supplychain.ManifestBytes(id, supplier.id, "DC Jakarta", testItems))
+	return ed25519.Sign(supplier.Key, supplychain.ManifestBytes(id, supplier.ID, "DC Jakarta", testItems))
 }
 
 // panicLog records the gateway's "panic serving request" log lines.
@@ -236,27 +226,27 @@ func newEnv(t testing.TB, directTimeout time.Duration) *env {
 	t.Helper()
 	e := &env{t: t, chain: &fakeChain{subs: make(chan submission, 64), kv: map[string]entry{}, ready: true}, reg: supplychain.New(), log: &panicLog{}}
 	for _, a := range []actor{supplier, operator1, operator2, courier, node} {
-		e.chain.putJSON(service.ActorKey(a.id), service.Actor{ID: a.id, Role: a.role, Org: "org-" + a.id, PublicKey: a.pub()})
+		e.chain.putJSON(service.ActorKey(a.ID), service.Actor{ID: a.ID, Role: a.Role, Org: "org-" + a.ID, PublicKey: a.Public()})
 	}
-	e.chain.putJSON(supplychain.CourierKey("courier-1"), supplychain.Courier{ID: "courier-1", Name: "Courier One", ActorID: courier.id})
-	e.chain.putJSON(supplychain.PackageKey("PKG-1"), supplychain.Package{ID: "PKG-1", Supplier: supplier.id,
+	e.chain.putJSON(supplychain.CourierKey("courier-1"), supplychain.Courier{ID: "courier-1", Name: "Courier One", ActorID: courier.ID})
+	e.chain.putJSON(supplychain.PackageKey("PKG-1"), supplychain.Package{ID: "PKG-1", Supplier: supplier.ID,
 		Destination: "DC Jakarta", Items: testItems, ManifestSignature: manifestSig("PKG-1"), CreatedAt: 1,
-		Stage: supplychain.StageCreated, History: []supplychain.Event{{Step: supplychain.StepCreate, Actor: supplier.id, Session: "c", Time: 1}}})
+		Stage: supplychain.StageCreated, History: []supplychain.Event{{Step: supplychain.StepCreate, Actor: supplier.ID, Session: "c", Time: 1}}})
 	// Wired as an L2 node wires them: the metrics observe the buffer.
 	preg := prometheus.NewRegistry()
 	metrics, err := gateway.NewMetrics(preg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf, err := buffer.Open(buffer.Config{Node: node.id, Key: node.key, Registry: e.reg,
+	buf, err := buffer.Open(buffer.Config{Node: node.ID, Key: node.Key, Registry: e.reg,
 		WALPath: filepath.Join(t.TempDir(), "wal.log"), BatchInterval: time.Millisecond, Observer: metrics}, e.chain)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { buf.Close() })
 	e.buf = buf
-	e.h, err = gateway.New(gateway.Config{Buffer: buf, Registry: e.reg, Chain: e.chain, Node: node.id,
-		NodeKey: node.pub(), DirectTimeout: directTimeout, Metrics: metrics, Gatherer: preg, Logger: slog.New(e.log)})
+	e.h, err = gateway.New(gateway.Config{Buffer: buf, Registry: e.reg, Chain: e.chain, Node: node.ID,
+		NodeKey: node.Public(), DirectTimeout: directTimeout, Metrics: metrics, Gatherer: preg, Logger: slog.New(e.log)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,10 +280,10 @@ func (s *sess) request(method, path, body string) *http.Request {
 	signed := protocol.OpBytes(s.id, s.seq, s.prev, method, path, []byte(body))
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(gateway.HeaderActor, s.who.id)
+	req.Header.Set(gateway.HeaderActor, s.who.ID)
 	req.Header.Set(gateway.HeaderSession, s.id)
 	req.Header.Set(gateway.HeaderSeq, strconv.FormatUint(s.seq, 10))
-	req.Header.Set(gateway.HeaderSignature, base64.StdEncoding.EncodeToString(ed25519.Sign(s.who.key, signed)))
+	req.Header.Set(gateway.HeaderSignature, base64.StdEncoding.EncodeToString(ed25519.Sign(s.who.Key, signed)))
 	return req
 }
 

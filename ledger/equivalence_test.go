@@ -17,38 +17,17 @@ import (
 	"github.com/duet-bft/duet/buffer"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
+	"github.com/duet-bft/duet/service/servicetest"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of TestEquivalence; 0 runs fixed seeds and one from the clock")
 
-// memStore is the direct side's committed state.
-type memStore map[string]memEntry
-
-type memEntry struct {
-	value   []byte
-	version uint64
-}
-
-func (m memStore) Get(key string) ([]byte, uint64, error) {
-	e, ok := m[key]
-	if !ok {
-		return nil, 0, nil
-	}
-	return e.value, e.version, nil
-}
-
-func (m memStore) apply(writes []service.KV, version uint64) {
-	for _, kv := range writes {
-		m[kv.Key] = memEntry{kv.Value, version}
-	}
-}
-
-// kvs returns the entries whose keys do not start with exclude, sorted.
-func (m memStore) kvs(exclude string) []service.KV {
+// kvs returns the entries of m whose keys do not start with exclude, sorted.
+func kvs(m servicetest.Store, exclude string) []service.KV {
 	var out []service.KV
 	for k, e := range m {
 		if !strings.HasPrefix(k, exclude) {
-			out = append(out, service.KV{Key: k, Value: e.value})
+			out = append(out, service.KV{Key: k, Value: e.Value})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
@@ -76,13 +55,13 @@ type plan struct {
 }
 
 // direct runs a random supply-chain workload sequentially: each session is
-// a buffer.Session on a memStore, and its writes are applied as soon as it
+// a buffer.Session on a servicetest.Store, and its writes are applied as soon as it
 // commits.
 type direct struct {
 	t     *testing.T
 	rng   *rand.Rand
 	reg   *service.Registry
-	st    memStore
+	st    servicetest.Store
 	ver   uint64
 	clock int64
 	plans []*plan
@@ -123,8 +102,8 @@ func (d *direct) must(ok bool, method, path, body string) service.Response {
 // end commits the current session: its writes go to the store at once.
 func (d *direct) end() {
 	d.ver++
-	d.st.apply(d.sess.Tx().Writes(), d.ver)
-	d.cur.after = d.st.kvs(service.ReservedPrefix)
+	d.st.Apply(d.sess.Tx().Writes(), d.ver)
+	d.cur.after = kvs(d.st, service.ReservedPrefix)
 	d.cur.digest = kvDigest(d.cur.after)
 	d.plans = append(d.plans, d.cur)
 	d.cur, d.sess = nil, nil
@@ -266,13 +245,13 @@ func TestEquivalence(t *testing.T) {
 func equivalence(t *testing.T, seed uint64) {
 	h := newHarness(t)
 	rng := rand.New(rand.NewPCG(seed, 0x6475657421))
-	d := &direct{t: t, rng: rng, reg: supplychain.New(), st: memStore{}, clock: h.clock}
+	d := &direct{t: t, rng: rng, reg: supplychain.New(), st: servicetest.Store{}, clock: h.clock}
 	tx := service.NewTx(d.st)
 	if err := d.reg.InitGenesis(tx, genesis()); err != nil {
 		t.Fatalf("seed %d: InitGenesis: %v", seed, err)
 	}
-	d.st.apply(tx.Writes(), 0)
-	compareState(t, seed, h, d.st.kvs(service.ReservedPrefix), "genesis")
+	d.st.Apply(tx.Writes(), 0)
+	compareState(t, seed, h, kvs(d.st, service.ReservedPrefix), "genesis")
 	d.workload()
 
 	var blocks, bundles int

@@ -16,23 +16,8 @@ import (
 	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
+	"github.com/duet-bft/duet/service/servicetest"
 )
-
-// memStore is committed state: key -> value and the height that wrote it.
-type memStore map[string]entry
-
-type entry struct {
-	value   []byte
-	version uint64
-}
-
-func (m memStore) Get(key string) ([]byte, uint64, error) {
-	e, ok := m[key]
-	if !ok {
-		return nil, 0, nil
-	}
-	return e.value, e.version, nil
-}
 
 type actor struct {
 	id, role string
@@ -55,7 +40,7 @@ func (a actor) record() service.Actor {
 type world struct {
 	t      *testing.T
 	reg    *service.Registry
-	st     memStore
+	st     servicetest.Store
 	height uint64
 	now    int64
 	actors map[string]actor
@@ -65,7 +50,7 @@ const t0 = int64(1_700_000_000_000)
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{t: t, reg: supplychain.New(), st: memStore{}, now: t0, actors: map[string]actor{}}
+	w := &world{t: t, reg: supplychain.New(), st: servicetest.Store{}, now: t0, actors: map[string]actor{}}
 	w.height = 1
 	for _, a := range []actor{
 		newActor("ADM-1", service.RoleAdmin, ""),
@@ -76,7 +61,7 @@ func newWorld(t *testing.T) *world {
 		newActor("AUD-1", supplychain.RoleAuditor, ""),
 	} {
 		w.actors[a.id] = a
-		w.st[service.ActorKey(a.id)] = entry{service.MustJSON(a.record()), w.height}
+		w.st[service.ActorKey(a.id)] = servicetest.Entry{Value: service.MustJSON(a.record()), Version: w.height}
 	}
 	tx := service.NewTx(w.st)
 	if err := w.reg.InitGenesis(tx, json.RawMessage(`{"app":{"couriers":[{"id":"CR-1","name":"Kurir Cepat","actor_id":"CR-1"}]}}`)); err != nil {
@@ -89,9 +74,7 @@ func newWorld(t *testing.T) *world {
 // commit applies a session's writes to the store at the next height.
 func (w *world) commit(tx *service.Tx) {
 	w.height++
-	for _, kv := range tx.Writes() {
-		w.st[kv.Key] = entry{kv.Value, w.height}
-	}
+	w.st.Apply(tx.Writes(), w.height)
 }
 
 func (w *world) query(path string) service.Response { return w.reg.Query(w.st, path) }
@@ -635,7 +618,7 @@ func TestValidationUsesCurrentSupplierKey(t *testing.T) {
 		{"key rotated", func(w *world) {
 			rotated := newActor("SUP-1", supplychain.RoleSupplier, "rotated")
 			w.height++
-			w.st[service.ActorKey("SUP-1")] = entry{service.MustJSON(rotated.record()), w.height}
+			w.st[service.ActorKey("SUP-1")] = servicetest.Entry{Value: service.MustJSON(rotated.record()), Version: w.height}
 		}, false, supplychain.StageValidationFailed},
 		{"supplier removed", func(w *world) { delete(w.st, service.ActorKey("SUP-1")) }, false, supplychain.StageValidationFailed},
 	}
@@ -888,7 +871,7 @@ func TestGenesis(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			st := memStore{}
+			st := servicetest.Store{}
 			tx := service.NewTx(st)
 			err := supplychain.New().InitGenesis(tx, json.RawMessage(tc.raw))
 			if tc.wantErr != "" {
@@ -903,9 +886,7 @@ func TestGenesis(t *testing.T) {
 			if !tc.couriers {
 				return
 			}
-			for _, kv := range tx.Writes() {
-				st[kv.Key] = entry{kv.Value, 1}
-			}
+			st.Apply(tx.Writes(), 1)
 			reg := supplychain.New()
 			wantBody(t, "CR-A", reg.Query(st, "/v1/couriers/CR-A"), http.StatusOK, `{"courier":{"id":"CR-A","name":"A","actor_id":"CR-A"}}`)
 			wantBody(t, "CR-B", reg.Query(st, "/v1/couriers/CR-B"), http.StatusOK, `{"courier":{"id":"CR-B","name":"B"}}`)
