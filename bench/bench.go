@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/duet-bft/duet/apps/supplychain"
@@ -178,8 +179,10 @@ func RunWorkflow(ctx context.Context, cfg Config) (*Results, error) {
 
 type network struct {
 	localnet.Network
-	cancel context.CancelFunc
-	done   chan error
+	cancel  context.CancelFunc
+	done    chan error
+	mu      sync.Mutex
+	clients map[int]*client.Client // one per L2 node, so connections are reused
 }
 
 func startNetwork(ctx context.Context, cfg Config, validators, l2 int) (*network, error) {
@@ -228,12 +231,22 @@ func (n *network) signer(id string) client.Signer {
 }
 
 func (n *network) client(i int) *client.Client {
-	c := client.New("http://" + n.L2[i%len(n.L2)].HTTP)
+	i %= len(n.L2)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c := n.clients[i]; c != nil {
+		return c
+	}
+	c := client.New("http://" + n.L2[i].HTTP)
 	for _, a := range n.Actors {
-		if a.ID == n.L2[i%len(n.L2)].ID {
+		if a.ID == n.L2[i].ID {
 			c.NodeKey = a.PublicKey
 		}
 	}
+	if n.clients == nil {
+		n.clients = map[int]*client.Client{}
+	}
+	n.clients[i] = c
 	return c
 }
 

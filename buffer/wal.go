@@ -16,11 +16,17 @@ import (
 // Append waits for an fsync that covers its record, and appends that arrive
 // while one fsync runs share the next. Each record on disk is
 // uvarint(len) || crc32c(payload) (4 bytes, little endian) || payload.
+//
+// The file is kept zero-filled ahead of the records, in chunks that are
+// written and fsynced once: an append then overwrites blocks the file already
+// has, and fdatasync flushes only data, without a journal commit for a new
+// file size. Replay stops at the zeros (a record's length is never 0).
 type WAL struct {
-	f       *os.File
-	reqs    chan walReq
-	done    chan struct{}
-	onFsync func(time.Duration, int) // metrics hook: fsync time, records covered
+	f         *os.File
+	off, size int64 // end of the records; end of the file
+	reqs      chan walReq
+	done      chan struct{}
+	onFsync   func(time.Duration, int) // metrics hook: fsync time, records covered
 
 	mu     sync.Mutex
 	closed bool
@@ -40,6 +46,9 @@ var (
 // MaxRecord bounds one WAL record.
 const MaxRecord = 1 << 20
 
+// walChunk is how far ahead of the records the file is zero-filled.
+const walChunk = 16 << 20
+
 // OpenWAL opens (creating if needed) the log at path and returns it with
 // every intact record already in it. A torn or corrupt tail (a crash in the
 // middle of a write) is cut off: those records were never acknowledged.
@@ -57,14 +66,14 @@ func OpenWAL(path string, onFsync func(time.Duration, int)) (*WAL, [][]byte, err
 		f.Close()
 		return nil, nil, fmt.Errorf("buffer: truncate wal tail: %w", err)
 	}
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		f.Close()
-		return nil, nil, err
-	}
 	if onFsync == nil {
 		onFsync = func(time.Duration, int) {}
 	}
-	w := &WAL{f: f, reqs: make(chan walReq, 4096), done: make(chan struct{}), onFsync: onFsync}
+	w := &WAL{f: f, off: good, size: good, reqs: make(chan walReq, 4096), done: make(chan struct{}), onFsync: onFsync}
+	if err := w.grow(0); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("buffer: preallocate wal: %w", err)
+	}
 	go w.loop()
 	return w, recs, nil
 }
@@ -146,16 +155,40 @@ func (w *WAL) loop() {
 				break drain
 			}
 		}
-		_, err := w.f.Write(buf)
+		err := w.grow(len(buf))
+		if err == nil {
+			_, err = w.f.WriteAt(buf, w.off)
+		}
 		if err == nil {
 			start := time.Now()
-			err = w.f.Sync()
+			err = datasync(w.f)
 			w.onFsync(time.Since(start), len(batch))
+		}
+		if err == nil {
+			w.off += int64(len(buf))
 		}
 		for _, r := range batch {
 			r.errc <- err
 		}
 	}
+}
+
+// grow makes sure n more bytes fit before the end of the file, extending it
+// with zeroed chunks made durable with a full fsync (the file size changes).
+func (w *WAL) grow(n int) error {
+	if w.off+int64(n) < w.size {
+		return nil
+	}
+	zeros := make([]byte, 1<<20)
+	end := w.off + int64(n) + walChunk
+	for w.size < end {
+		k, err := w.f.WriteAt(zeros[:min(int64(len(zeros)), end-w.size)], w.size)
+		w.size += int64(k)
+		if err != nil {
+			return err
+		}
+	}
+	return w.f.Sync()
 }
 
 // Close stops accepting appends, waits for pending ones, and closes the file.

@@ -35,9 +35,14 @@ type Client struct {
 	NodeKey ed25519.PublicKey
 }
 
-// New returns a client of the node at baseURL.
+// New returns a client of the node at baseURL. Its connections are kept
+// for reuse however many goroutines share it: Go's default transport keeps
+// only two idle connections per host, so concurrent operators would each
+// open a new TCP connection for most of their steps.
 func New(baseURL string) *Client {
-	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{}}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 1024, 1024
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Transport: t}}
 }
 
 // Error is a non-2xx answer.
@@ -248,6 +253,9 @@ func (c *Client) Wait(ctx context.Context, id string) (*protocol.Final, error) {
 			return nil, fmt.Errorf("client: event: %w", err)
 		}
 		if ev.Type == "final" && ev.Final != nil {
+			// The node ends the stream after the final event: read to its
+			// end so the connection goes back to the pool.
+			io.Copy(io.Discard, resp.Body)
 			return ev.Final, nil
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	rpprof "runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,6 +105,14 @@ func runNode(ctx context.Context, args []string) error {
 		return errors.New("node: --home is required")
 	}
 	log := logger()
+	if dir := os.Getenv("DUET_CPUPROFILE_DIR"); dir != "" {
+		// A CPU profile of this node's whole life, for benchmark analysis.
+		stop, err := cpuProfile(filepath.Join(dir, filepath.Base(*home)+".pprof"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if l2.IsL2(*home) {
 		if addr := os.Getenv("DUET_L2_PPROF"); addr != "" {
 			// Profiling endpoints of the L2 node on a separate listener, only when asked for.
@@ -203,6 +212,18 @@ func ints(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+func cpuProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := rpprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { rpprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func pprofMux() *http.ServeMux {
