@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -334,6 +335,26 @@ func TestCluster(t *testing.T) {
 	}
 	if protocol.Code(res.Code) != protocol.CodeUnauthenticated {
 		t.Errorf("forged op: CheckTx code %d (%s), want UNAUTHENTICATED", res.Code, res.Log)
+	}
+
+	// The follower's own mempool refuses the same forged op, and passes a
+	// valid batch on to the validators by gossip.
+	var rej *chain.RejectedError
+	err = c.l2().SubmitLocal(context.Background(), protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{forged}}))
+	if !errors.As(err, &rej) || protocol.Code(rej.Code) != protocol.CodeUnauthenticated {
+		t.Errorf("forged op through the follower's mempool: got %v, want a RejectedError with UNAUTHENTICATED", err)
+	}
+	local := c.session("supplier-1", "create-PKG-L", createPackage(c, "supplier-1", "PKG-L"))
+	if err := c.l2().SubmitLocal(context.Background(), protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{local}})); err != nil {
+		t.Fatalf("SubmitLocal: %v", err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if code, _ := c.query(0, "/session/create-PKG-L"); code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a batch submitted through the follower's mempool was not committed by validator 0 in 30s")
+		}
 	}
 
 	// Stop and restart every node: same height, same app hash, same state.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/mempool"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 )
 
@@ -81,4 +83,32 @@ func (s *Submitter) Submit(ctx context.Context, tx []byte) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SubmitLocal puts tx into this node's own mempool (CheckTx in process),
+// from where CometBFT gossips it to the validators over p2p: no RPC round
+// trip, no JSON. A tx the mempool already holds counts as submitted.
+// It fails while the node is still catching up; callers then fall back to
+// a Submitter.
+func (n *Node) SubmitLocal(ctx context.Context, tx []byte) error {
+	if n.CometBFT.ConsensusReactor().WaitSync() {
+		return errors.New("chain: node is catching up")
+	}
+	res := make(chan *abci.ResponseCheckTx, 1)
+	err := n.CometBFT.Mempool().CheckTx(tx, func(r *abci.ResponseCheckTx) { res <- r }, mempool.TxInfo{})
+	if errors.Is(err, mempool.ErrTxInCache) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("chain: local mempool: %w", err)
+	}
+	select {
+	case r := <-res:
+		if r.Code != 0 {
+			return &RejectedError{Code: r.Code, Log: r.Log}
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

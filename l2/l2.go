@@ -77,7 +77,15 @@ type l1 struct {
 }
 
 func (c l1) Committed() (service.Store, int64) { return c.n.App.Committed() }
+// Submit hands tx to the follower's own mempool, which gossips it to the
+// validators; while the follower catches up, or if its mempool fails, it
+// goes to a validator's RPC instead.
 func (c l1) Submit(ctx context.Context, tx []byte) error {
+	err := c.n.SubmitLocal(ctx, tx)
+	var rej *chain.RejectedError
+	if err == nil || errors.As(err, &rej) {
+		return err
+	}
 	return c.sub.Submit(ctx, tx)
 }
 func (c l1) Ready() bool { return !c.n.CometBFT.ConsensusReactor().WaitSync() }
