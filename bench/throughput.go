@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,8 +32,10 @@ type ThroughputResult struct {
 	Seconds     float64 `json:"seconds"`
 	Steps       int     `json:"steps"`
 	StepsPerSec float64 `json:"steps_per_sec"`
-	Sessions    int     `json:"sessions_finalised"`
+	Sessions    int     `json:"sessions_finalised"` // final within the measured time
 	SessionsSec float64 `json:"sessions_per_sec"`
+	Refused     int     `json:"refused"` // new sessions the node shed (429: L1 behind), retried after 10 ms
+	Backlog     int     `json:"backlog"` // sessions committed in the measured time and not final by its end
 	Step        Stats   `json:"step_latency"`
 	Finality    Stats   `json:"finality"`
 	Errors      int     `json:"errors"`
@@ -158,6 +161,8 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 		finLat   []time.Duration
 		steps    atomic.Int64
 		sessions atomic.Int64
+		refused  atomic.Int64
+		backlog  atomic.Int64
 		errs     atomic.Int64
 		watchers sync.WaitGroup
 	)
@@ -193,17 +198,25 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 				var err error
 				if mode == "l2" {
 					s := cl.NewSession(op, sid)
+					// A node that sheds new sessions (429: L1 is behind)
+					// is asked again shortly; only the answered attempt
+					// is a step.
+					for err = timed(func() error { return s.Start(ctx, nil) }); overloaded(err) && time.Now().Before(deadline); {
+						refused.Add(1)
+						time.Sleep(10 * time.Millisecond)
+						err = timed(func() error { return s.Start(ctx, nil) })
+					}
 					for _, f := range []func() error{
-						func() error { return s.Start(ctx, nil) },
 						func() error { _, err := s.Scan(ctx, pkg); return err },
 						func() error { _, err := s.Validate(ctx, pkg, observed, nil); return err },
 						func() error { _, err := s.QC(ctx, pkg, true, "", nil); return err },
 						func() error { _, err := s.Label(ctx, pkg, "courier-1", nil); return err },
 						func() error { return s.Commit(ctx) },
 					} {
-						if err = timed(f); err != nil {
+						if err != nil {
 							break
 						}
+						err = timed(f)
 					}
 					if err == nil {
 						committed := time.Now()
@@ -215,11 +228,18 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 								errs.Add(1)
 								return
 							}
-							if committed.Before(deadline) {
+							if !committed.Before(deadline) {
+								return
+							}
+							mu.Lock()
+							finLat = append(finLat, time.Since(committed))
+							mu.Unlock()
+							// The rate counts what L1 finalised while the
+							// load ran, not what it finished afterwards.
+							if time.Now().Before(deadline) {
 								sessions.Add(1)
-								mu.Lock()
-								finLat = append(finLat, time.Since(committed))
-								mu.Unlock()
+							} else {
+								backlog.Add(1)
 							}
 						}()
 					}
@@ -232,7 +252,12 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 					} {
 						s := cl.NewSession(op, sid+"-"+strconv.Itoa(i))
 						t := time.Now()
-						if err = f(s); err != nil {
+						for err = f(s); overloaded(err) && time.Now().Before(deadline); err = f(s) {
+							refused.Add(1)
+							time.Sleep(10 * time.Millisecond)
+							t = time.Now()
+						}
+						if err != nil {
 							break
 						}
 						record(time.Since(t))
@@ -260,11 +285,17 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 	secs := elapsed.Seconds()
 	return &ThroughputResult{Mode: mode, Concurrency: conc, Seconds: secs, Steps: int(steps.Load()),
 		StepsPerSec: float64(steps.Load()) / secs, Sessions: int(sessions.Load()), SessionsSec: float64(sessions.Load()) / min(secs, cfg.Duration.Seconds()),
+		Refused: int(refused.Load()), Backlog: int(backlog.Load()),
 		Step: summarise(stepLat), Finality: summarise(finLat), Errors: int(errs.Load()),
 		CPUSeconds: cpu, CPUPercent: 100 * cpu / secs}, nil
 }
 
 // cpuSeconds adds up the CPU time (user + system) of every node process.
+func overloaded(err error) bool {
+	var ce *client.Error
+	return errors.As(err, &ce) && ce.Status == http.StatusTooManyRequests
+}
+
 func cpuSeconds(n *network) float64 {
 	var total float64
 	for _, nd := range append(append([]nodeRef(nil), refs(n.Validators)...), refs(n.L2)...) {

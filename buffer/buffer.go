@@ -51,6 +51,7 @@ type Config struct {
 	SessionTTL    time.Duration // an open session idle this long is expired; default 15m
 	MaxOpen       int           // open sessions before new ones get 429; default 10000
 	MaxQueue      int           // bundles waiting for L1 before commits get 429; default 20000
+	MaxLag        time.Duration // new sessions get 429 while a commit has waited this long for L1; default 2s
 	ResubmitAfter time.Duration // resubmit a bundle with no verdict after this; default 10s
 	MaxRebase     int           // automatic rebases of one session after CONFLICT; default 5
 	Retain        time.Duration // keep final sessions in memory this long; default 10m (L1 keeps them for good)
@@ -86,6 +87,7 @@ func (c *Config) Validate() error {
 	def(&c.SessionTTL, 15*time.Minute)
 	def(&c.ResubmitAfter, 10*time.Second)
 	def(&c.Retain, 10*time.Minute)
+	def(&c.MaxLag, 2*time.Second)
 	defi(&c.BatchMax, 256)
 	defi(&c.MaxOpen, 10000)
 	defi(&c.MaxQueue, 20000)
@@ -365,9 +367,37 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 	if b.open >= b.cfg.MaxOpen || len(b.queue) >= b.cfg.MaxQueue {
 		return nil, false, errResp(http.StatusTooManyRequests, "OVERLOADED", "too many open sessions or queued commits; retry later")
 	}
+	// L1 finalises less than this node commits: shed new work (open
+	// sessions go on) rather than let finality fall further behind.
+	if lag := b.lagLocked(b.cfg.Now()); lag > b.cfg.MaxLag {
+		return nil, false, errResp(http.StatusTooManyRequests, "OVERLOADED",
+			"L1 is %s behind this node's commits; retry later", lag.Round(time.Millisecond))
+	}
 	s = &state{status: StatusOpen, subs: map[chan Event]struct{}{}, done: make(chan struct{})}
 	s.Session = NewSession(in.Session, in.Actor, view{b, s})
 	return s, true, nil
+}
+
+// lagLocked is how long the oldest commit still waiting for L1 has waited.
+func (b *Buffer) lagLocked(now time.Time) time.Duration {
+	var oldest time.Time
+	older := func(s *state) {
+		if s.status == StatusCommitting && (oldest.IsZero() || s.committing.Before(oldest)) {
+			oldest = s.committing
+		}
+	}
+	for _, s := range b.queue {
+		older(s)
+	}
+	for _, batch := range b.inflight {
+		for _, s := range batch {
+			older(s)
+		}
+	}
+	if oldest.IsZero() {
+		return 0
+	}
+	return now.Sub(oldest)
 }
 
 // reserveLocked holds the keys the session's start claimed and every key

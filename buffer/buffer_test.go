@@ -47,7 +47,7 @@ func TestConfigValidate(t *testing.T) {
 	c := good()
 	c.Validate()
 	if c.BatchInterval != 10*time.Millisecond || c.BatchMax != 256 || c.SessionTTL != 15*time.Minute ||
-		c.MaxOpen != 10000 || c.MaxQueue != 20000 || c.ResubmitAfter != 10*time.Second || c.MaxRebase != 5 ||
+		c.MaxOpen != 10000 || c.MaxQueue != 20000 || c.MaxLag != 2*time.Second || c.ResubmitAfter != 10*time.Second || c.MaxRebase != 5 ||
 		c.Retain != 10*time.Minute || c.Now == nil || c.Logger == nil || c.Observer == nil {
 		t.Errorf("defaults not filled: %+v", c)
 	}
@@ -477,6 +477,43 @@ func TestMaxQueue(t *testing.T) {
 	}
 	// Its other ops go on.
 	e.scan(c, "PKG-2")
+}
+
+// TestMaxLag: while a commit has waited longer than MaxLag for L1, new
+// sessions (and direct-mode ops) are refused, open ones go on; a verdict
+// lifts the refusal.
+func TestMaxLag(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxLag = time.Second })
+	a := e.startNew("a", operator1, "PKG-1")
+	e.commit(a)
+	sub := e.chain.next(t)
+	open := e.startNew("open", operator2, "PKG-2")
+	e.clock.Advance(900 * time.Millisecond)
+	e.startNew("in-time", operator1, "")
+	e.clock.Advance(200 * time.Millisecond)
+	for _, c := range []*sess{newSess("late", operator1), newSess("direct-late", operator1)} {
+		var rep *Reply
+		if c.id == "late" {
+			rep = e.do(c, http.MethodPost, service.PathSessions, `{}`)
+		} else {
+			rep = e.do(c, http.MethodPost, pkgPath("PKG-3", "scan"), `{}`)
+		}
+		if rep.Resp.Status != http.StatusTooManyRequests || errorCode(rep.Resp) != "OVERLOADED" ||
+			!strings.Contains(string(rep.Resp.Body), "behind") {
+			t.Errorf("%s with L1 1.1s behind: got %d %s, want 429 OVERLOADED naming the lag", c.id, rep.Resp.Status, rep.Resp.Body)
+		}
+		if _, known := e.buf.Lookup(c.id); known {
+			t.Errorf("%s: a refused session was kept", c.id)
+		}
+	}
+	// The open session goes on to its commit.
+	e.scan(open, "PKG-2")
+	e.commit(open)
+	// The verdict for the old commit arrives: the lag is the open
+	// session's commit, just made, and new sessions are welcome again.
+	e.chain.judge(t, e.reg, e.buf, sub, protocol.CodeOK)
+	e.waitFinal("a")
+	e.startNew("after", operator1, "")
 }
 
 // lead commits a session whose batch then awaits a verdict that never

@@ -274,6 +274,9 @@ func (h *handler) op(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if resp.Status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.WriteHeader(resp.Status)
 	w.Write(resp.Body)
 	h.metrics.Step.WithLabelValues(kind, strconv.Itoa(resp.Status/100)+"xx").Observe(time.Since(start).Seconds())

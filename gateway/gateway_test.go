@@ -272,6 +272,21 @@ func decodeReceipt(t *testing.T, rec *httptest.ResponseRecorder) gateway.Receipt
 
 // TestSessionOverHTTP: a session's ops get receipts that match the op and
 // the answer; GET shows the session and both views of the package.
+// TestOverloaded: a node that sheds new sessions answers 429 OVERLOADED as
+// JSON with Retry-After, and no receipt.
+func TestOverloaded(t *testing.T) {
+	e := newEnvWith(t, time.Second, func(c *buffer.Config) { c.MaxOpen = 1 })
+	e.must(&sess{id: "first", who: operator1}, http.StatusCreated, http.MethodPost, service.PathSessions, `{}`)
+	rec := e.op(&sess{id: "second", who: operator2}, http.MethodPost, service.PathSessions, `{}`)
+	wantError(t, rec, http.StatusTooManyRequests, "OVERLOADED")
+	if got := rec.Header().Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After: got %q, want 1", got)
+	}
+	if got := rec.Header().Get(gateway.HeaderReceipt); got != "" {
+		t.Errorf("a refused op got a receipt: %s", got)
+	}
+}
+
 func TestSessionOverHTTP(t *testing.T) {
 	e := newEnv(t, time.Second)
 	s := &sess{id: "wf-1", who: operator1}

@@ -224,6 +224,12 @@ type env struct {
 
 func newEnv(t testing.TB, directTimeout time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, directTimeout, nil)
+}
+
+// newEnvWith is newEnv with the buffer's config adjusted.
+func newEnvWith(t testing.TB, directTimeout time.Duration, adjust func(*buffer.Config)) *env {
+	t.Helper()
 	e := &env{t: t, chain: &fakeChain{subs: make(chan submission, 64), kv: map[string]entry{}, ready: true}, reg: supplychain.New(), log: &panicLog{}}
 	for _, a := range []actor{supplier, operator1, operator2, courier, node} {
 		e.chain.putJSON(service.ActorKey(a.ID), service.Actor{ID: a.ID, Role: a.Role, Org: "org-" + a.ID, PublicKey: a.Public()})
@@ -238,8 +244,12 @@ func newEnv(t testing.TB, directTimeout time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf, err := buffer.Open(buffer.Config{Node: node.ID, Key: node.Key, Registry: e.reg,
-		WALPath: filepath.Join(t.TempDir(), "wal.log"), BatchInterval: time.Millisecond, Observer: metrics}, e.chain)
+	bc := buffer.Config{Node: node.ID, Key: node.Key, Registry: e.reg,
+		WALPath: filepath.Join(t.TempDir(), "wal.log"), BatchInterval: time.Millisecond, Observer: metrics}
+	if adjust != nil {
+		adjust(&bc)
+	}
+	buf, err := buffer.Open(bc, e.chain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ type FileConfig struct {
 	BatchInterval string   `json:"batch_interval"` // Go duration; default 10ms
 	BatchMax      int      `json:"batch_max"`      // default 256
 	SessionTTL    string   `json:"session_ttl"`    // default 15m
+	MaxLag        string   `json:"max_lag"`        // new sessions get 429 while a commit has waited this long for L1; default 2s
 }
 
 // KeyFileContent is config/l2_key.json.
@@ -133,6 +134,10 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l2: session_ttl: %w", err)
 	}
+	maxLag, err := duration(fc.MaxLag, 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("l2: max_lag: %w", err)
+	}
 	sub, err := chain.NewSubmitter(fc.L1RPC)
 	if err != nil {
 		return nil, err
@@ -160,7 +165,7 @@ func Start(cfg Config) (*Node, error) {
 	chainIO := l1{n: cn, sub: sub}
 	buf, err := buffer.Open(buffer.Config{Node: fc.Node, Key: key, Registry: cn.App.Registry(),
 		WALPath: filepath.Join(dataDir, "wal.log"), BatchInterval: interval, BatchMax: fc.BatchMax,
-		SessionTTL: ttl, Logger: log, Observer: metrics}, chainIO)
+		SessionTTL: ttl, MaxLag: maxLag, Logger: log, Observer: metrics}, chainIO)
 	if err != nil {
 		cn.Stop()
 		return nil, err

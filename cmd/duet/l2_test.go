@@ -467,12 +467,27 @@ func TestL2Quorum(t *testing.T) {
 	if v, err := c.Session(ctx, "wf-q"); err != nil || v.Status != protocol.StatusCommitting {
 		t.Fatalf("without quorum: session %+v, %v; want committing", v, err)
 	}
+	// Once the commit has waited over 2 s (max_lag), the node sheds new
+	// sessions rather than let finality fall further behind.
+	var shed error
+	for i := 0; shed == nil && i < 50; i++ {
+		if shed = c.NewSession(op, fmt.Sprintf("wf-shed-%d", i)).Start(ctx, nil); shed == nil {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	var ce *client.Error
+	if !errors.As(shed, &ce) || ce.Status != http.StatusTooManyRequests || ce.Code != "OVERLOADED" {
+		t.Fatalf("new session without quorum: got %v, want 429 OVERLOADED", shed)
+	}
 	// Quorum returns: the queue drains and the session commits once.
 	resume(0)
 	resume(1)
 	f, err := c.Wait(ctx, "wf-q")
 	if err != nil || f.Status != protocol.StatusCommitted {
 		t.Fatalf("after quorum returned: final %+v, %v; want committed", f, err)
+	}
+	if err := c.NewSession(op, "wf-after").Start(ctx, nil); err != nil {
+		t.Errorf("new session once L1 caught up: %v", err)
 	}
 	if p := n.waitStage(2, "PKG-Q", "labeled"); p["stage"] != "labeled" {
 		t.Errorf("PKG-Q on L1: stage %v", p["stage"])

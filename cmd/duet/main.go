@@ -86,7 +86,7 @@ func runUp(ctx context.Context, args []string) error {
 	l2 := fs.Int("l2", 1, "number of L2 nodes")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of the first L2 node")
 	basePort := fs.Int("base-port", 26656, "node i listens on p2p base+10i and RPC base+10i+1")
-	nice := fs.Int("validator-nice", 10, "CPU priority (nice) of validators, below L2 nodes on a shared machine; 0 leaves it alone")
+	nice := fs.Int("validator-nice", 19, "CPU priority (nice) of validators, below L2 nodes on a shared machine; 0 leaves it alone")
 	fs.Parse(args)
 	return localnet.Up(ctx, localnet.Config{
 		Spec: localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort,
@@ -149,7 +149,7 @@ func runBench(ctx context.Context, args []string) error {
 	mode := fs.String("mode", "workflow", "workflow, throughput or all")
 	concurrency := fs.String("concurrency", "1,4,16,64", "throughput: comma-separated numbers of concurrent operators")
 	duration := fs.Duration("duration", 10*time.Second, "throughput: measuring time per level and mode")
-	nice := fs.Int("validator-nice", 10, "CPU priority (nice) of validators, as for duet up")
+	nice := fs.Int("validator-nice", 19, "CPU priority (nice) of validators, as for duet up")
 	settle := fs.Duration("settle", 0, "workflow: pause before each operator commit (L1 idle when it arrives)")
 	replot := fs.Bool("replot", false, "only redraw results.md and the charts from --out/results.json")
 	fs.Parse(args)
