@@ -201,10 +201,12 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 					// A node that sheds new sessions (429: L1 is behind)
 					// is asked again shortly; only the answered attempt
 					// is a step.
-					for err = timed(func() error { return s.Start(ctx, nil) }); overloaded(err) && time.Now().Before(deadline); {
+					start := func() error { return s.Start(ctx, nil) }
+					err = timed(start)
+					for overloaded(err) && time.Now().Before(deadline) {
 						refused.Add(1)
 						time.Sleep(10 * time.Millisecond)
-						err = timed(func() error { return s.Start(ctx, nil) })
+						err = timed(start)
 					}
 					for _, f := range []func() error{
 						func() error { _, err := s.Scan(ctx, pkg); return err },
@@ -252,10 +254,12 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 					} {
 						s := cl.NewSession(op, sid+"-"+strconv.Itoa(i))
 						t := time.Now()
-						for err = f(s); overloaded(err) && time.Now().Before(deadline); err = f(s) {
+						err = f(s)
+						for overloaded(err) && time.Now().Before(deadline) {
 							refused.Add(1)
 							time.Sleep(10 * time.Millisecond)
 							t = time.Now()
+							err = f(s)
 						}
 						if err != nil {
 							break
@@ -290,12 +294,13 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 		CPUSeconds: cpu, CPUPercent: 100 * cpu / secs}, nil
 }
 
-// cpuSeconds adds up the CPU time (user + system) of every node process.
+// overloaded reports a node that shed the op (429: L1 is behind).
 func overloaded(err error) bool {
 	var ce *client.Error
 	return errors.As(err, &ce) && ce.Status == http.StatusTooManyRequests
 }
 
+// cpuSeconds adds up the CPU time (user + system) of every node process.
 func cpuSeconds(n *network) float64 {
 	var total float64
 	for _, nd := range append(append([]nodeRef(nil), refs(n.Validators)...), refs(n.L2)...) {

@@ -362,6 +362,25 @@ func TestRewrite(t *testing.T) {
 	})
 }
 
+// TestWALGrows: appends that run past the zero-filled chunk extend the file
+// and come back intact, in order, after a reopen.
+func TestWALGrows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wal.log")
+	w, _ := openWAL(t, path)
+	var recs [][]byte
+	for i := 0; i < 20; i++ { // 20 MiB: past the first 16 MiB chunk
+		recs = append(recs, bytes.Repeat([]byte{byte('a' + i)}, MaxRecord-8))
+	}
+	appendAll(t, w, recs)
+	if fi, err := os.Stat(path); err != nil || fi.Size() <= 20*(MaxRecord-8) {
+		t.Fatalf("file after 20 MiB of records: %v, %v", fi.Size(), err)
+	}
+	w.Close()
+	w, got := openWAL(t, path)
+	defer w.Close()
+	sameRecords(t, got, recs)
+}
+
 // BenchmarkWALAppend is one record made durable at a time, as a lone
 // operator's step is: write plus fdatasync on the preallocated file.
 //

@@ -78,6 +78,7 @@ type l1 struct {
 }
 
 func (c l1) Committed() (service.Store, int64) { return c.n.App.Committed() }
+
 // Submit hands tx to the follower's own mempool, which gossips it to the
 // validators; while the follower catches up, or if its mempool fails, it
 // goes to a validator's RPC instead.
