@@ -16,14 +16,7 @@ import (
 //	go test ./ledger -run '^$' -bench Validator -benchtime 2000x
 func BenchmarkValidatorSession(b *testing.B) {
 	const batchSize = 32
-	h := newHarness(b)
-	pkgs := make([]string, b.N)
-	for i := range pkgs {
-		pkgs[i] = fmt.Sprintf("PKG-%d", i)
-	}
-	for i := 0; i < len(pkgs); i += 200 {
-		h.created(pkgs[i:min(i+200, len(pkgs))]...)
-	}
+	h, pkgs := withPackages(b)
 	var txs [][]byte
 	for i := 0; i < len(pkgs); i += batchSize {
 		var bs []protocol.Bundle
@@ -51,6 +44,17 @@ func BenchmarkValidatorSession(b *testing.B) {
 // the operator, each verified and executed on the committed state, then the
 // bundle signed by the node.
 func BenchmarkL2Session(b *testing.B) {
+	h, pkgs := withPackages(b)
+	b.ResetTimer()
+	for i := range pkgs {
+		h.process(op1, fmt.Sprintf("S-%d", i), pkgs[i]).bundle(node1)
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/session")
+}
+
+// withPackages is a chain with b.N created packages, one for each session
+// a benchmark runs.
+func withPackages(b *testing.B) (*harness, []string) {
 	h := newHarness(b)
 	pkgs := make([]string, b.N)
 	for i := range pkgs {
@@ -59,9 +63,5 @@ func BenchmarkL2Session(b *testing.B) {
 	for i := 0; i < len(pkgs); i += 200 {
 		h.created(pkgs[i:min(i+200, len(pkgs))]...)
 	}
-	b.ResetTimer()
-	for i := range pkgs {
-		h.process(op1, fmt.Sprintf("S-%d", i), pkgs[i]).bundle(node1)
-	}
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/session")
+	return h, pkgs
 }
