@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +57,7 @@ type Config struct {
 	ResubmitAfter time.Duration // resubmit a bundle with no verdict after this; default 10s
 	MaxRebase     int           // automatic rebases of one session after CONFLICT; default 5
 	Retain        time.Duration // keep final sessions in memory this long; default 10m (L1 keeps them for good)
+	CompactAt     int64         // rewrite the WAL with only live sessions once it grew by this many bytes; default 64 MiB
 
 	Now      func() time.Time // clock; default time.Now
 	Logger   *slog.Logger     // nil discards
@@ -92,6 +95,9 @@ func (c *Config) Validate() error {
 	defi(&c.MaxOpen, 10000)
 	defi(&c.MaxQueue, 20000)
 	defi(&c.MaxRebase, 5)
+	if c.CompactAt <= 0 {
+		c.CompactAt = 64 << 20
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -135,6 +141,8 @@ type state struct {
 	reserved   []string
 	final      *Final
 	events     []Event
+	wal        [][]byte // WAL records of its acknowledged ops, while it lives
+	opened     uint64   // order of opening on this node: replay's order
 	subs       map[chan Event]struct{}
 	done       chan struct{}
 	hit        string // set by the reservation view when a read hits another session's key
@@ -174,6 +182,8 @@ type Buffer struct {
 	queue    []*state          // committing, waiting to be submitted
 	inflight map[string][]*state
 	open     int
+	opened   uint64 // sessions opened so far
+	compact  int64  // WAL size at which to compact next
 
 	kick      chan struct{}
 	blocks    chan protocol.Block
@@ -201,7 +211,8 @@ func (v view) Get(key string) ([]byte, uint64, error) {
 }
 
 // Open replays the WAL at cfg.WALPath (re-executing every live session on
-// the current committed state), compacts it, and starts the committer.
+// the current committed state), compacts it, and starts the committer,
+// which compacts it again whenever it grew by Config.CompactAt.
 func Open(cfg Config, chain Chain) (*Buffer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -221,6 +232,7 @@ func Open(cfg Config, chain Chain) (*Buffer, error) {
 		return nil, err
 	}
 	b.wal = w
+	b.compact = w.Size() + cfg.CompactAt
 	b.wg.Add(1)
 	go b.committer()
 	return b, nil
@@ -292,8 +304,7 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		return &Reply{Resp: resp}
 	}
 	if fresh {
-		b.sessions[s.ID] = s
-		b.open++
+		b.addLocked(s)
 	}
 	s.lastTime, s.lastActive = t, now
 	if isStart {
@@ -312,7 +323,11 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		s.direct = true
 		b.commitLocked(s, now)
 	}
-	durable := b.wal.Enqueue(encodeOp(s.ID, in.Actor, in.Seq, in.Method, in.Path, in.Body, in.Signature, t, resp.Hash()))
+	rec := encodeOp(s.ID, in.Actor, in.Seq, in.Method, in.Path, in.Body, in.Signature, t, resp.Hash())
+	if s.final == nil {
+		s.wal = append(s.wal, rec)
+	}
+	durable := b.wal.Enqueue(rec)
 	// s.Session may be replaced by a rebase once the lock is released.
 	id, direct, done := s.ID, s.direct, s.done
 	b.mu.Unlock()
@@ -376,6 +391,14 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 	s = &state{status: StatusOpen, subs: map[chan Event]struct{}{}, done: make(chan struct{})}
 	s.Session = NewSession(in.Session, in.Actor, view{b, s})
 	return s, true, nil
+}
+
+// addLocked registers a new live session.
+func (b *Buffer) addLocked(s *state) {
+	b.opened++
+	s.opened = b.opened
+	b.sessions[s.ID] = s
+	b.open++
 }
 
 // lagLocked is how long the oldest commit still waiting for L1 has waited.
@@ -443,6 +466,7 @@ func (b *Buffer) finishLocked(s *state, f *Final) {
 		b.open--
 	}
 	s.status, s.final = f.Status, f
+	s.wal = nil
 	// Keep what GET and the event stream show; drop the overlay and the
 	// signed ops, which only L1 submission needed.
 	s.Session = &Session{ID: s.ID, Actor: s.Actor}
@@ -787,6 +811,41 @@ func (b *Buffer) housekeep() {
 	if resubmit {
 		b.rekick()
 	}
+	if b.wal.Size() >= b.compact {
+		b.compactWAL()
+	}
+}
+
+// compactWAL rewrites the WAL with the records of the live sessions only,
+// in the order they opened (the order replay re-executes them in). Taken
+// under the lock with the rotation queued under it too, the snapshot
+// covers exactly the records enqueued before it.
+func (b *Buffer) compactWAL() {
+	b.mu.Lock()
+	var live []*state
+	for _, s := range b.sessions {
+		if s.final == nil {
+			live = append(live, s)
+		}
+	}
+	slices.SortFunc(live, func(x, y *state) int { return cmp.Compare(x.opened, y.opened) })
+	var recs [][]byte
+	var size int64
+	for _, s := range live {
+		for _, r := range s.wal {
+			recs = append(recs, r)
+			size += int64(len(frame(nil, r)))
+		}
+	}
+	done := b.wal.Rotate(recs)
+	b.mu.Unlock()
+	if err := <-done; err != nil {
+		b.log.Error("wal compaction failed", "err", err)
+		b.compact = b.wal.Size() + b.cfg.CompactAt
+		return
+	}
+	b.compact = size + b.cfg.CompactAt
+	b.log.Info("wal compacted", "live_sessions", len(live), "records", len(recs), "bytes", size)
 }
 
 // PendingView returns the L2 view for queries: committed state with the

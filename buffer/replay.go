@@ -80,7 +80,7 @@ func (b *Buffer) replay() ([][]byte, error) {
 		if rec, ok := service.LookupSession(st, id); ok && rec.Node == b.cfg.Node {
 			continue // L1 committed it; nothing left to do
 		}
-		if err := b.restore(e.ops); err != nil {
+		if err := b.restore(e.ops, e.raws); err != nil {
 			b.log.Warn("session could not be restored", "session", id, "err", err)
 			continue
 		}
@@ -92,18 +92,18 @@ func (b *Buffer) replay() ([][]byte, error) {
 
 var errReplayDiverged = errors.New("buffer: replay diverged")
 
-// restore re-executes one session's acknowledged ops. If any result differs
-// from the one acknowledged, the state moved while the node was down: the
-// session is kept as rejected (CONFLICT) so its user learns why.
-func (b *Buffer) restore(ops []walRecord) error {
+// restore re-executes one session's acknowledged ops (raws: their records).
+// If any result differs from the one acknowledged, the state moved while the
+// node was down: the session is kept as rejected (CONFLICT) so its user
+// learns why.
+func (b *Buffer) restore(ops []walRecord, raws [][]byte) error {
 	first := ops[0]
 	s := &state{status: StatusOpen, subs: map[chan Event]struct{}{}, done: make(chan struct{})}
 	s.Session = NewSession(first.Session, first.Actor, view{b, s})
-	b.sessions[s.ID] = s
-	b.open++
+	b.addLocked(s)
 	now := b.cfg.Now()
 	s.lastActive = now
-	for _, op := range ops {
+	for i, op := range ops {
 		if op.Seq != s.Seq() {
 			break // a record past a gap was never acknowledged in order
 		}
@@ -115,6 +115,7 @@ func (b *Buffer) restore(ops []walRecord) error {
 			return errReplayDiverged
 		}
 		s.lastTime = op.Time
+		s.wal = append(s.wal, raws[i])
 		if op.Seq == 0 && op.Method == http.MethodPost && op.Path == service.PathSessions {
 			s.claims = b.cfg.Registry.StartKeys(op.Body)
 		}

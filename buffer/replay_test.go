@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -309,4 +310,58 @@ func TestReplayKeepsStartClaims(t *testing.T) {
 		!strings.Contains(string(r.Resp.Body), "holder") {
 		t.Fatalf("start naming the held package after restart: got %d %s, want 409 naming holder", r.Resp.Status, r.Resp.Body)
 	}
+}
+
+// TestOnlineCompaction: once the WAL has grown by CompactAt, the running
+// node rewrites it with the records of its live sessions only, in the order
+// they opened, and appends go on in the new log; a restart restores exactly
+// those sessions, and they go on.
+func TestOnlineCompaction(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.CompactAt = 1 })
+
+	open := newSess("open", operator1)
+	e.start(open, "PKG-1")
+	committing := newSess("committing", operator2)
+	e.commitOne(committing, "PKG-2") // submitted, never judged
+	e.scan(open, "PKG-1")            // after the other session's ops
+	aborted := e.startNew("aborted", operator1, "")
+	e.abort(aborted)
+	committed := newSess("committed", operator2)
+	e.start(committed, "")
+	e.commit(committed)
+	e.chain.judge(t, e.reg, e.buf, e.chain.next(t), protocol.CodeOK)
+	e.waitFinal("committed")
+
+	// The committer compacts on its next housekeeping tick (every second).
+	want := map[string][]string{"open": {"op", "op"}, "committing": {"op", "op", "op"}}
+	var order []string
+	var kinds map[string][]string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if order, kinds = e.walSessions(); reflect.DeepEqual(kinds, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("WAL never compacted: sessions %v with records %v, want %v", order, kinds, want)
+		}
+	}
+	if !slices.Equal(order, []string{"open", "committing"}) {
+		t.Errorf("compacted WAL order: got %v, want the order the sessions opened", order)
+	}
+
+	// An op after the compaction lands in the new log, and survives a restart.
+	e.must(open, http.StatusOK, http.MethodPost, pkgPath("PKG-1", "validate"), validateBody)
+	e.reopen()
+	if v, ok := e.buf.Lookup("open"); !ok || v.Status != StatusOpen || len(v.Ops) != 3 {
+		t.Fatalf("open session after compaction and restart: %+v, want open with 3 ops", v)
+	}
+	if got := e.status("committing"); got != StatusCommitting {
+		t.Errorf("committing session after compaction and restart: got %s", got)
+	}
+	for _, id := range []string{"aborted", "committed"} {
+		if v, ok := e.buf.Lookup(id); ok && v.Status == StatusOpen {
+			t.Errorf("%s came back open after compaction: %+v", id, v)
+		}
+	}
+	e.must(open, http.StatusOK, http.MethodPost, pkgPath("PKG-1", "qc"), qcBody)
+	e.commit(open)
 }

@@ -8,7 +8,9 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,19 +24,25 @@ import (
 // has, and fdatasync flushes only data, without a journal commit for a new
 // file size. Replay stops at the zeros (a record's length is never 0).
 type WAL struct {
+	path      string
 	f         *os.File
-	off, size int64 // end of the records; end of the file
+	off, size int64        // end of the records; end of the file (the writer's)
+	end       atomic.Int64 // off, for other goroutines
 	reqs      chan walReq
 	done      chan struct{}
 	onFsync   func(time.Duration, int) // metrics hook: fsync time, records covered
+
+	failed error // set by a rotation that could not complete; the writer's
 
 	mu     sync.Mutex
 	closed bool
 }
 
 type walReq struct {
-	rec  []byte
-	errc chan error
+	rec     []byte
+	replace [][]byte // with rotate: the records of the new log
+	rotate  bool
+	errc    chan error
 }
 
 var (
@@ -69,7 +77,8 @@ func OpenWAL(path string, onFsync func(time.Duration, int)) (*WAL, [][]byte, err
 	if onFsync == nil {
 		onFsync = func(time.Duration, int) {}
 	}
-	w := &WAL{f: f, off: good, size: good, reqs: make(chan walReq, 4096), done: make(chan struct{}), onFsync: onFsync}
+	w := &WAL{path: path, f: f, off: good, size: good, reqs: make(chan walReq, 4096), done: make(chan struct{}), onFsync: onFsync}
+	w.end.Store(good)
 	if err := w.grow(0); err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("buffer: preallocate wal: %w", err)
@@ -123,24 +132,54 @@ func (w *WAL) Enqueue(rec []byte) <-chan error {
 		errc <- fmt.Errorf("buffer: wal record of %d bytes, want 1..%d", len(rec), MaxRecord)
 		return errc
 	}
+	return w.send(walReq{rec: rec, errc: errc})
+}
+
+// Rotate replaces the log with recs (online compaction), in order with
+// appends: whatever was enqueued before it reaches the old file first,
+// whatever comes after goes to the new one. The channel yields nil once the
+// new log is durably in place. A caller that enqueues under its own lock
+// and rotates under it too can pass exactly the records still needed.
+func (w *WAL) Rotate(recs [][]byte) <-chan error {
+	return w.send(walReq{replace: recs, rotate: true, errc: make(chan error, 1)})
+}
+
+// Size is how many bytes of records the log holds.
+func (w *WAL) Size() int64 { return w.end.Load() }
+
+func (w *WAL) send(r walReq) <-chan error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		errc <- ErrWALClosed
-		return errc
+		r.errc <- ErrWALClosed
+		return r.errc
 	}
-	w.reqs <- walReq{rec: rec, errc: errc}
-	return errc
+	w.reqs <- r
+	return r.errc
 }
 
-// loop is the group-commit writer: take everything queued, write it, fsync
-// once, answer every waiter.
+// loop is the group-commit writer: take everything queued (up to a
+// rotation), write it, fsync once, answer every waiter.
 func (w *WAL) loop() {
 	defer close(w.done)
 	var buf []byte
 	var batch []walReq
-	for req := range w.reqs {
-		batch = append(batch[:0], req)
+	var next *walReq // a rotation met while draining
+	for {
+		req := next
+		next = nil
+		if req == nil {
+			r, ok := <-w.reqs
+			if !ok {
+				return
+			}
+			req = &r
+		}
+		if req.rotate {
+			req.errc <- w.rotate(req.replace)
+			continue
+		}
+		batch = append(batch[:0], *req)
 		buf = frame(buf[:0], req.rec)
 	drain:
 		for {
@@ -149,13 +188,20 @@ func (w *WAL) loop() {
 				if !ok {
 					break drain
 				}
+				if r.rotate {
+					next = &r
+					break drain
+				}
 				batch = append(batch, r)
 				buf = frame(buf, r.rec)
 			default:
 				break drain
 			}
 		}
-		err := w.grow(len(buf))
+		err := w.failed
+		if err == nil {
+			err = w.grow(len(buf))
+		}
 		if err == nil {
 			_, err = w.f.WriteAt(buf, w.off)
 		}
@@ -166,6 +212,7 @@ func (w *WAL) loop() {
 		}
 		if err == nil {
 			w.off += int64(len(buf))
+			w.end.Store(w.off)
 		}
 		for _, r := range batch {
 			r.errc <- err
@@ -191,6 +238,37 @@ func (w *WAL) grow(n int) error {
 		}
 	}
 	return w.f.Sync()
+}
+
+// rotate writes recs to a new file and puts it in the old one's place. Until
+// the rename the old log stands; after it, a failure leaves the WAL failing
+// every append (the old file is gone), which the node reports as 500s.
+func (w *WAL) rotate(recs [][]byte) error {
+	if w.failed != nil {
+		return w.failed
+	}
+	if err := Rewrite(w.path, recs); err != nil {
+		return fmt.Errorf("buffer: compact wal: %w", err)
+	}
+	f, err := os.OpenFile(w.path, os.O_RDWR, 0o600)
+	if err != nil {
+		w.failed = fmt.Errorf("buffer: reopen compacted wal: %w", err)
+		return w.failed
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		w.failed = fmt.Errorf("buffer: reopen compacted wal: %w", err)
+		return w.failed
+	}
+	w.f.Close()
+	w.f, w.off, w.size = f, fi.Size(), fi.Size()
+	w.end.Store(w.off)
+	if err := w.grow(0); err != nil {
+		w.failed = fmt.Errorf("buffer: preallocate compacted wal: %w", err)
+		return w.failed
+	}
+	return nil
 }
 
 // Close stops accepting appends, waits for pending ones, and closes the file.
@@ -230,5 +308,15 @@ func Rewrite(path string, recs [][]byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	// The rename itself must be durable before anything is appended to
+	// the new file.
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }

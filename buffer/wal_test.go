@@ -362,6 +362,33 @@ func TestRewrite(t *testing.T) {
 	})
 }
 
+// TestWALRotate: a rotation replaces the log in order with appends: what
+// was enqueued before it is answered but not in the new log, what comes
+// after is; Size follows.
+func TestWALRotate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wal.log")
+	w, _ := openWAL(t, path)
+	appendAll(t, w, [][]byte{[]byte("a"), []byte("b")})
+	before := w.Enqueue([]byte("c"))
+	rotated := w.Rotate([][]byte{[]byte("b2")})
+	after := w.Enqueue([]byte("d"))
+	for name, ch := range map[string]<-chan error{"c": before, "rotate": rotated, "d": after} {
+		if err := <-ch; err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if got, want := w.Size(), int64(len(frame(frame(nil, []byte("b2")), []byte("d")))); got != want {
+		t.Errorf("Size after rotation: got %d, want %d", got, want)
+	}
+	w.Close()
+	w, got := openWAL(t, path)
+	defer w.Close()
+	sameRecords(t, got, [][]byte{[]byte("b2"), []byte("d")})
+	if _, err := os.Stat(path + ".compact"); !os.IsNotExist(err) {
+		t.Errorf("the compaction's temporary file is left: %v", err)
+	}
+}
+
 // TestWALGrows: appends that run past the zero-filled chunk extend the file
 // and come back intact, in order, after a reopen.
 func TestWALGrows(t *testing.T) {
