@@ -39,28 +39,32 @@ func (e *env) walSessions() ([]string, map[string][]string) {
 	return order, kinds
 }
 
+// fourSessions leaves the node with a session in each state: "open"
+// (start and scan, on PKG-1, returned), "committing" (start, scan and commit
+// on PKG-2, submitted and never judged; its ops come between open's two),
+// "aborted" and "committed" (judged OK).
+func (e *env) fourSessions() *sess {
+	e.t.Helper()
+	open := newSess("open", operator1)
+	e.start(open, "PKG-1")
+	e.commitOne(newSess("committing", operator2), "PKG-2")
+	e.scan(open, "PKG-1")
+	e.abort(e.startNew("aborted", operator1, ""))
+	committed := newSess("committed", operator2)
+	e.start(committed, "")
+	e.commit(committed)
+	e.chain.judge(e.t, e.reg, e.buf, e.chain.next(e.t), protocol.CodeOK)
+	e.waitFinal("committed")
+	return open
+}
+
 // TestReplay restarts the node over its WAL: open sessions come back with
 // their ops and go on, committing ones are resubmitted, ended ones are
 // gone, and the WAL is compacted to the live sessions.
 func TestReplay(t *testing.T) {
 	e := newEnv(t, nil)
-
-	open := newSess("open", operator1)
-	e.start(open, "PKG-1")
-	e.scan(open, "PKG-1")
+	open := e.fourSessions()
 	before, _ := e.buf.Lookup("open")
-
-	committing := newSess("committing", operator2)
-	e.commitOne(committing, "PKG-2") // submitted, never judged
-
-	aborted := e.startNew("aborted", operator1, "")
-	e.abort(aborted)
-
-	committed := newSess("committed", operator2)
-	e.start(committed, "")
-	e.commit(committed)
-	e.chain.judge(t, e.reg, e.buf, e.chain.next(t), protocol.CodeOK)
-	e.waitFinal("committed")
 
 	_, kinds := e.walSessions()
 	if got := kinds["aborted"]; !slices.Contains(got, "end") {
@@ -318,19 +322,7 @@ func TestReplayKeepsStartClaims(t *testing.T) {
 // those sessions, and they go on.
 func TestOnlineCompaction(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.CompactAt = 1 })
-
-	open := newSess("open", operator1)
-	e.start(open, "PKG-1")
-	committing := newSess("committing", operator2)
-	e.commitOne(committing, "PKG-2") // submitted, never judged
-	e.scan(open, "PKG-1")            // after the other session's ops
-	aborted := e.startNew("aborted", operator1, "")
-	e.abort(aborted)
-	committed := newSess("committed", operator2)
-	e.start(committed, "")
-	e.commit(committed)
-	e.chain.judge(t, e.reg, e.buf, e.chain.next(t), protocol.CodeOK)
-	e.waitFinal("committed")
+	open := e.fourSessions()
 
 	// The committer compacts on its next housekeeping tick (every second).
 	want := map[string][]string{"open": {"op", "op"}, "committing": {"op", "op", "op"}}
