@@ -640,10 +640,7 @@ func (e *env) commitOne(s *sess, pkg string) submission {
 // identical results rebases and resubmits the session; different results
 // reject it as CONFLICT with what changed.
 func TestConflict(t *testing.T) {
-	moved := packageRecord("PKG-1")
-	moved.Stage = supplychain.StageLabeled
-	touched := packageRecord("PKG-1")
-	touched.History = append(touched.History, supplychain.Event{Step: "note", Actor: admin.ID, Session: "x", Time: 2})
+	moved, touched := pkgChanges()
 	tests := []struct {
 		name       string
 		change     func(c *fakeChain)

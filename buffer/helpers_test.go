@@ -250,6 +250,28 @@ var (
 var testItems = []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}, {SKU: "SKU-2", Name: "Gadget", Qty: 1}}
 
 // packageRecord is a package as a supplier's committed create leaves it.
+// pkgChanges returns PKG-1 changed on L1 in two ways: moved on to labeled
+// (its next steps give other results), and rewritten with one more history
+// entry (a new version, the same results).
+func pkgChanges() (moved, touched supplychain.Package) {
+	moved, touched = packageRecord("PKG-1"), packageRecord("PKG-1")
+	moved.Stage = supplychain.StageLabeled
+	touched.History = append(touched.History, supplychain.Event{Step: "note", Actor: admin.ID, Session: "x", Time: 2})
+	return moved, touched
+}
+
+// stoppedMidSession is a node stopped while session wf-1 (start and scan
+// on PKG-1) was open.
+func stoppedMidSession(t *testing.T) (*env, *sess) {
+	t.Helper()
+	e := newEnv(t, nil)
+	s := newSess("wf-1", operator1)
+	e.start(s, "PKG-1")
+	e.scan(s, "PKG-1")
+	e.close()
+	return e, s
+}
+
 func packageRecord(id string) supplychain.Package {
 	return supplychain.Package{ID: id, Supplier: supplier.ID, Destination: "DC Jakarta", Items: testItems,
 		ManifestSignature: ed25519.Sign(supplier.Key, supplychain.ManifestBytes(id, supplier.ID, "DC Jakarta", testItems)),

@@ -144,10 +144,7 @@ func TestReplay(t *testing.T) {
 // so that an acknowledged op gives another result; the session comes back
 // rejected as CONFLICT, releases its package and leaves the WAL.
 func TestReplayDiverged(t *testing.T) {
-	moved := packageRecord("PKG-1")
-	moved.Stage = supplychain.StageLabeled
-	same := packageRecord("PKG-1")
-	same.History = append(same.History, supplychain.Event{Step: "note", Actor: admin.ID, Session: "x", Time: 2})
+	moved, same := pkgChanges()
 	tests := []struct {
 		name     string
 		change   func(c *fakeChain)
@@ -161,11 +158,7 @@ func TestReplayDiverged(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, nil)
-			s := newSess("wf-1", operator1)
-			e.start(s, "PKG-1")
-			e.scan(s, "PKG-1")
-			e.close()
+			e, s := stoppedMidSession(t)
 			tt.change(e.chain)
 			e.open()
 
@@ -266,11 +259,7 @@ func TestReplayTornTail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, nil)
-			s := newSess("wf-1", operator1)
-			e.start(s, "PKG-1")
-			e.scan(s, "PKG-1")
-			e.close()
+			e, s := stoppedMidSession(t)
 			data, err := os.ReadFile(e.cfg.WALPath)
 			if err != nil {
 				t.Fatal(err)

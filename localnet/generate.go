@@ -72,12 +72,10 @@ func (s *Spec) Validate() error {
 	return nil
 }
 
-// Actor is a demo identity with its private key (the 32-byte seed).
+// Actor is a demo identity (as registered on L1) with its private key (the
+// 32-byte seed).
 type Actor struct {
-	ID         string `json:"id"`
-	Role       string `json:"role"`
-	Org        string `json:"org"`
-	PublicKey  []byte `json:"public_key"`
+	service.Actor
 	PrivateKey []byte `json:"private_key"`
 }
 
@@ -152,7 +150,7 @@ func newActor(id, role, org string) (Actor, error) {
 	if err != nil {
 		return Actor{}, err
 	}
-	return Actor{ID: id, Role: role, Org: org, PublicKey: pub, PrivateKey: priv.Seed()}, nil
+	return Actor{Actor: service.Actor{ID: id, Role: role, Org: org, PublicKey: pub}, PrivateKey: priv.Seed()}, nil
 }
 
 func generate(spec Spec) (*Network, error) {
@@ -243,7 +241,7 @@ func generate(spec Spec) (*Network, error) {
 		App    json.RawMessage `json:"app,omitempty"`
 	}{}
 	for _, a := range n.Actors {
-		app.Actors = append(app.Actors, service.Actor{ID: a.ID, Role: a.Role, Org: a.Org, PublicKey: a.PublicKey})
+		app.Actors = append(app.Actors, a.Actor)
 	}
 	if spec.AppGenesis != nil {
 		app.App = spec.AppGenesis(app.Actors)
