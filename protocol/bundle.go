@@ -17,6 +17,7 @@ type Op struct {
 	Body      []byte // exact request body bytes
 	Signature []byte // actor's Ed25519 signature of OpBytes, 64 bytes
 	Time      int64  // op timestamp in Unix milliseconds, assigned by L2
+	Expires   int64  // expiry the actor signed, Unix milliseconds; Time <= Expires
 	Result    Hash   // ResultHash of the result L2 claims
 }
 
@@ -42,20 +43,30 @@ type Batch struct {
 	Bundles []Bundle
 }
 
-// Decoder limits. A batch is at most MaxBatchBytes on the wire anyway; these
-// keep a hostile length prefix from asking for more than the input holds.
+// Limits of what L1 accepts. The decoder refuses anything over them, and an
+// L2 node refuses the op that would take a session over them, so it never
+// signs a receipt for an op L1 could not accept.
+//
+// MaxBatchBytes bounds one L1 transaction and MaxBundleBytes one session's
+// bundle in it (its encoded size, Bundle.Size). Both are far below what
+// CometBFT could carry: a block must be gossiped to every validator well
+// within the consensus timeouts, or one large transaction stalls block
+// production for everyone (docs/threat-model.md has the measurements).
 const (
-	MaxOps        = 256
-	MaxReads      = 4096
-	MaxKeyLen     = 256
-	MaxBundles    = 4096
-	MaxBatchBytes = 16 << 20
+	MaxOps         = 256     // ops of one session, start and commit included
+	MaxReads       = 4096    // entries of one session's read set
+	MaxKeyLen      = 256     // bytes of one state key
+	MaxBundles     = 4096    // bundles of one batch
+	MaxBundleBytes = 1 << 20 // encoded bytes of one bundle
+	MaxBatchBytes  = 2 << 20 // encoded bytes of one batch (one L1 transaction)
 
-	maxOpTime = 1 << 62 // bound on Op.Time, so it fits a varint decoders accept
+	maxOpTime = 1 << 62 // bound on Op.Time and Op.Expires, so they fit a varint decoders accept
 )
 
+// Version tags of the encodings (the first byte). Version 2 of the batch
+// carries each op's signed expiry.
 const (
-	batchTag    = 0xD1
+	batchTag    = 0xD3
 	outcomesTag = 0xD2
 )
 
@@ -66,7 +77,7 @@ var ErrMalformed = errors.New("protocol: malformed")
 // the hash of the op before it.
 func (b *Bundle) OpSigningBytes(seq int, prev Hash) []byte {
 	op := &b.Ops[seq]
-	return OpBytes(b.Session, uint64(seq), prev, op.Method, op.Path, op.Body)
+	return OpBytes(b.Session, uint64(seq), prev, op.Method, op.Path, op.Body, op.Expires)
 }
 
 // VerifyOps checks every actor signature and thereby the op chain: op k is
@@ -82,6 +93,16 @@ func (b *Bundle) VerifyOps(actorKey ed25519.PublicKey) int {
 		prev = OpHash(msg)
 	}
 	return -1
+}
+
+// LastOpHash is the OpHash of the bundle's last op. It names the whole op
+// chain: each op's signed bytes name the hash of the op before it.
+func (b *Bundle) LastOpHash() Hash {
+	prev := ZeroHash
+	for i := range b.Ops {
+		prev = OpHash(b.OpSigningBytes(i, prev))
+	}
+	return prev
 }
 
 // ResultsDigest commits to all op results of a session, in order.
@@ -108,7 +129,7 @@ func (b *Bundle) ClaimedResults() []Hash {
 // SigningBytes returns what the L2 node signs: a domain tag followed by the
 // canonical encoding of every field but the signature.
 func (b *Bundle) SigningBytes() []byte {
-	out := []byte("duet/bundle/v1\n")
+	out := []byte("duet/bundle/v2\n")
 	return appendBundleBody(out, b)
 }
 
@@ -154,6 +175,9 @@ func (b *Bundle) Validate() error {
 		if op.Time < 0 || op.Time > maxOpTime {
 			return fmt.Errorf("op %d: time %d out of range 0..2^62", i, op.Time)
 		}
+		if op.Expires < op.Time || op.Expires > maxOpTime {
+			return fmt.Errorf("op %d: expiry %d before its time %d or past 2^62", i, op.Expires, op.Time)
+		}
 	}
 	if len(b.Reads) > MaxReads {
 		return fmt.Errorf("bundle has %d reads, max %d", len(b.Reads), MaxReads)
@@ -169,7 +193,57 @@ func (b *Bundle) Validate() error {
 	if len(b.Signature) != ed25519.SignatureSize {
 		return fmt.Errorf("node signature must be %d bytes", ed25519.SignatureSize)
 	}
+	if n := b.Size(); n > MaxBundleBytes {
+		return fmt.Errorf("bundle of %d bytes exceeds %d", n, MaxBundleBytes)
+	}
 	return nil
+}
+
+// Size is the encoded size of b in a batch: EncodeBatch spends exactly
+// this many bytes on it.
+func (b *Bundle) Size() int {
+	opBytes, readBytes := 0, 0
+	for i := range b.Ops {
+		opBytes += OpSize(&b.Ops[i])
+	}
+	for i := range b.Reads {
+		readBytes += ReadSize(b.Reads[i])
+	}
+	return BundleSize(b.Session, b.Actor, b.Node, len(b.Ops), opBytes, len(b.Reads), readBytes) +
+		sizedLen(len(b.Signature)) - sizedLen(ed25519.SignatureSize)
+}
+
+// BundleSize is the encoded size of a bundle of session, actor and node
+// (with a 64-byte node signature) holding nops ops of opBytes bytes in all
+// (each its OpSize) and nreads reads of readBytes (each its ReadSize). An
+// L2 node keeps the sums as a session grows.
+func BundleSize(session, actor, node string, nops, opBytes, nreads, readBytes int) int {
+	return sizedLen(len(session)) + sizedLen(len(actor)) + sizedLen(len(node)) +
+		uvarintLen(uint64(nops)) + opBytes + uvarintLen(uint64(nreads)) + readBytes + sizedLen(ed25519.SignatureSize)
+}
+
+// OpSize is the encoded size of op inside a bundle.
+func OpSize(op *Op) int {
+	return sizedLen(len(op.Method)) + sizedLen(len(op.Path)) + sizedLen(len(op.Body)) + sizedLen(len(op.Signature)) +
+		uvarintLen(uint64(op.Time)) + uvarintLen(uint64(op.Expires)) + len(op.Result)
+}
+
+// ReadSize is the encoded size of r inside a bundle.
+func ReadSize(r Read) int { return sizedLen(len(r.Key)) + uvarintLen(r.Version) }
+
+// MaxReadSize bounds ReadSize of a read of key at any version.
+func MaxReadSize(key string) int { return sizedLen(len(key)) + binary.MaxVarintLen64 }
+
+// sizedLen is the size of a length-prefixed string or byte slice of n bytes.
+func sizedLen(n int) int { return uvarintLen(uint64(n)) + n }
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
 }
 
 func validMethod(m string) bool {
@@ -218,6 +292,7 @@ func appendBundleBody(out []byte, b *Bundle) []byte {
 		out = appendBytes(out, op.Body)
 		out = appendBytes(out, op.Signature)
 		out = binary.AppendUvarint(out, uint64(op.Time))
+		out = binary.AppendUvarint(out, uint64(op.Expires))
 		out = append(out, op.Result[:]...)
 	}
 	out = binary.AppendUvarint(out, uint64(len(b.Reads)))
@@ -268,6 +343,11 @@ func DecodeBatch(data []byte) (*Batch, error) {
 				d.fail("op time out of range")
 			}
 			op.Time = int64(t)
+			e := d.uvarint()
+			if e > maxOpTime {
+				d.fail("op expiry out of range")
+			}
+			op.Expires = int64(e)
 			copy(op.Result[:], d.raw(32))
 		}
 		nreads := d.count(MaxReads)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -27,13 +28,15 @@ func signedBundle(session, actor, node string, actorKey, nodeKey ed25519.Private
 	b := protocol.Bundle{Session: session, Actor: actor, Node: node, Reads: reads}
 	prev := protocol.ZeroHash
 	for seq, s := range specs {
-		msg := protocol.OpBytes(session, uint64(seq), prev, s.method, s.path, s.body)
+		exp := min(s.time+60_000, 1<<62)
+		msg := protocol.OpBytes(session, uint64(seq), prev, s.method, s.path, s.body, exp)
 		b.Ops = append(b.Ops, protocol.Op{
 			Method:    s.method,
 			Path:      s.path,
 			Body:      s.body,
 			Signature: ed25519.Sign(actorKey, msg),
 			Time:      s.time,
+			Expires:   exp,
 			Result:    protocol.ResultHash(200+seq, s.body),
 		})
 		prev = protocol.OpHash(msg)
@@ -154,8 +157,8 @@ func TestBundleSignVerifyNode(t *testing.T) {
 	if b.VerifyNode(pub(aliceKey)) {
 		t.Error("VerifyNode(actor key) = true, want false")
 	}
-	if got := string(b.SigningBytes()); !strings.HasPrefix(got, "duet/bundle/v1\n") {
-		t.Errorf("SigningBytes starts %q, want prefix %q", got[:20], "duet/bundle/v1\n")
+	if got := string(b.SigningBytes()); !strings.HasPrefix(got, "duet/bundle/v2\n") {
+		t.Errorf("SigningBytes starts %q, want prefix %q", got[:20], "duet/bundle/v2\n")
 	}
 	// The signature is not part of what is signed.
 	before := b.SigningBytes()
@@ -247,8 +250,8 @@ func (e enc) raw(b ...byte) enc   { return append(e, b...) }
 func (e enc) hash() enc           { return append(e, make([]byte, 32)...) }
 func (e enc) sig() enc            { return e.b(make([]byte, 64)) }
 func (e enc) ids() enc            { return e.s("s-1").s("alice").s("node-1") }
-func (e enc) op(t uint64) enc     { return e.s("POST").s("/v1/x").b(nil).sig().u(t).hash() }
-func batchHeader(n uint64) enc    { return enc{0xD1}.u(n) }
+func (e enc) op(t uint64) enc     { return e.s("POST").s("/v1/x").b(nil).sig().u(t).u(t).hash() }
+func batchHeader(n uint64) enc    { return enc{0xD3}.u(n) }
 func outcomesHeader(n uint64) enc { return enc{0xD2}.u(n) }
 
 func TestHandEncoderMatches(t *testing.T) {
@@ -257,7 +260,7 @@ func TestHandEncoderMatches(t *testing.T) {
 	valid := batchHeader(1).ids().u(1).op(5).u(1).s("k").u(2).sig()
 	b := &protocol.Batch{Bundles: []protocol.Bundle{{
 		Session: "s-1", Actor: "alice", Node: "node-1",
-		Ops:       []protocol.Op{{Method: "POST", Path: "/v1/x", Signature: make([]byte, 64), Time: 5}},
+		Ops:       []protocol.Op{{Method: "POST", Path: "/v1/x", Signature: make([]byte, 64), Time: 5, Expires: 5}},
 		Reads:     []protocol.Read{{Key: "k", Version: 2}},
 		Signature: make([]byte, 64),
 	}}}
@@ -287,13 +290,15 @@ func TestDecodeBatchRejects(t *testing.T) {
 		{"nil", nil},
 		{"wrong tag", append([]byte{0xD2}, valid[1:]...)},
 		{"zero tag", append([]byte{0x00}, valid[1:]...)},
-		{"tag only", []byte{0xD1}},
-		{"empty batch", []byte{0xD1, 0x00}},
+		{"version 1 tag", append([]byte{0xD1}, valid[1:]...)},
+		{"tag only", []byte{0xD3}},
+		{"empty batch", []byte{0xD3, 0x00}},
 		{"trailing byte", append(append([]byte(nil), valid...), 0)},
 		{"two encodings concatenated", append(append([]byte(nil), valid...), valid...)},
-		{"non-minimal bundle count", append([]byte{0xD1, 0x83, 0x00}, valid[2:]...)},
+		{"non-minimal bundle count", append([]byte{0xD3, 0x83, 0x00}, valid[2:]...)},
 		{"non-minimal session length", batchHeader(1).raw(0x83, 0x00).raw([]byte("s-1")...).s("alice").s("node-1").u(1).op(5).u(0).sig()},
-		{"non-minimal op time", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().raw(0x85, 0x80, 0x00).hash().u(0).sig()},
+		{"non-minimal op time", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().raw(0x85, 0x80, 0x00).u(5).hash().u(0).sig()},
+		{"non-minimal op expiry", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().u(5).raw(0x85, 0x80, 0x00).hash().u(0).sig()},
 		{"non-minimal read version", batchHeader(1).ids().u(1).op(5).u(1).s("k").raw(0x80, 0x00).sig()},
 		{"overlong varint", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().raw(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f).hash().u(0).sig()},
 		{"unsorted reads", mutated(func(b *protocol.Batch) {
@@ -337,6 +342,16 @@ func TestDecodeBatchRejects(t *testing.T) {
 		{"body too long", mutated(func(b *protocol.Batch) { b.Bundles[0].Ops[1].Body = make([]byte, protocol.MaxBody+1) })},
 		{"negative op time", mutated(func(b *protocol.Batch) { b.Bundles[0].Ops[1].Time = -1 })},
 		{"op time above 2^62", batchHeader(1).ids().u(1).op(1<<62 + 1).u(0).sig()},
+		{"op expiry before op time", mutated(func(b *protocol.Batch) { b.Bundles[0].Ops[1].Expires = b.Bundles[0].Ops[1].Time - 1 })},
+		{"op expiry above 2^62", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().u(5).u(1<<62 + 1).hash().u(0).sig()},
+		{"bundle over MaxBundleBytes", mutated(func(b *protocol.Batch) {
+			op := b.Bundles[1].Ops[0]
+			op.Body = make([]byte, protocol.MaxBody)
+			b.Bundles[1].Ops = nil
+			for range protocol.MaxBundleBytes/protocol.MaxBody + 1 {
+				b.Bundles[1].Ops = append(b.Bundles[1].Ops, op)
+			}
+		})},
 		{"bundle count 1<<40", batchHeader(1 << 40).ids()},
 		{"bundle count max uint64", batchHeader(1<<64 - 1)},
 		{"bundle count MaxBundles+1", batchHeader(protocol.MaxBundles + 1)},
@@ -436,6 +451,7 @@ func TestValidateTimeBounds(t *testing.T) {
 	for _, tt := range tests {
 		b := testBundle()
 		b.Ops[1].Time = tt.time
+		b.Ops[1].Expires = max(tt.time, b.Ops[1].Expires)
 		err := b.Validate()
 		if (err == nil) != tt.wantValid {
 			t.Errorf("Validate with op time %d = %v, want valid %v", tt.time, err, tt.wantValid)
@@ -443,6 +459,35 @@ func TestValidateTimeBounds(t *testing.T) {
 		_, derr := protocol.DecodeBatch(protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{b}}))
 		if (derr == nil) != (err == nil) {
 			t.Errorf("op time %d: Validate = %v but DecodeBatch(EncodeBatch) = %v", tt.time, err, derr)
+		}
+	}
+}
+
+// TestBundleSize checks Size against the encoder for bundles of every shape
+// in testBatch and for growing sessions, so an L2 node that sums OpSize and
+// ReadSize predicts exactly what L1's decoder will measure.
+func TestBundleSize(t *testing.T) {
+	check := func(name string, b protocol.Bundle) {
+		t.Helper()
+		one := protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{b}})
+		if got, want := b.Size(), len(one)-2; got != want { // tag and a one-byte count
+			t.Errorf("%s: Size() = %d, encoded %d", name, got, want)
+		}
+	}
+	for i, b := range testBatch().Bundles {
+		check(fmt.Sprintf("testBatch[%d]", i), b)
+	}
+	specs := sessionSpecs("s-1")
+	var reads []protocol.Read
+	for n := 0; n < 300; n++ {
+		specs = append(specs, opSpec{"POST", "/v1/x/" + strings.Repeat("p", n%40), bytes.Repeat([]byte{'b'}, n*37%500), int64(n) << (n % 50)})
+		reads = append(reads, protocol.Read{Key: fmt.Sprintf("k%05d", n), Version: uint64(n) << (n % 60)})
+		b := signedBundle("s-1", "alice", "node-1", aliceKey, nodeKey, specs, reads)
+		check(fmt.Sprintf("%d ops", len(specs)), b)
+		for _, r := range reads {
+			if protocol.ReadSize(r) > protocol.MaxReadSize(r.Key) {
+				t.Fatalf("ReadSize(%v) = %d > MaxReadSize %d", r, protocol.ReadSize(r), protocol.MaxReadSize(r.Key))
+			}
 		}
 	}
 }

@@ -10,11 +10,15 @@
 //
 // A caller building a bundle does, in order:
 //
-//  1. For each op, compute OpBytes(session, seq, prev, method, path, body)
-//     and have the actor sign it (Ed25519). OpHash chains the ops: op seq k
-//     names the hash of op k-1 (64 zeros for seq 0).
-//  2. Execute the op and record ResultHash(status, body) of its result.
+//  1. For each op, compute OpBytes(session, seq, prev, method, path, body,
+//     expires) and have the actor sign it (Ed25519). OpHash chains the ops:
+//     op seq k names the hash of op k-1 (64 zeros for seq 0).
+//  2. Execute the op before its expiry and record ResultHash(status, body)
+//     of its result. Keep only ops that succeeded, and only while the
+//     bundle stays within MaxOps and MaxBundleBytes (Bundle.Size, with room
+//     left for the commit).
 //  3. Collect the session's read set (key, version), sorted by key.
-//  4. Fill a Bundle, sign it with SignBundle using the L2 node's key.
-//  5. Put bundles in a Batch and submit EncodeBatch(b) as one L1 transaction.
+//  4. Fill a Bundle, sign it with Bundle.Sign using the L2 node's key.
+//  5. Put bundles in a Batch of at most MaxBatchBytes and submit
+//     EncodeBatch(b) as one L1 transaction.
 package protocol

@@ -17,7 +17,7 @@ func FuzzDecodeBatch(f *testing.F) {
 	}
 	f.Add([]byte(batchHeader(1).ids().u(1).op(5).u(1).s("k").u(2).sig()))
 	f.Add([]byte{})
-	f.Add([]byte{0xD1, 0x00})
+	f.Add([]byte{0xD3, 0x00})
 	f.Add([]byte(batchHeader(1 << 40)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := protocol.DecodeBatch(data)

@@ -73,13 +73,22 @@ func ValidID(s string) bool {
 	return true
 }
 
+// OpVersion is the version tag that starts the bytes of every signed op.
+const OpVersion = "duet/op/v2"
+
 // OpBytes returns the bytes an actor signs for operation seq of a session:
 //
-//	duet/op/v1\n<session_id>\n<seq>\n<prev_op_hash hex>\n<METHOD> <path>\n<hex sha256 of body>
-func OpBytes(session string, seq uint64, prev Hash, method, path string, body []byte) []byte {
+//	duet/op/v2\n<session_id>\n<seq>\n<prev_op_hash hex>\n<METHOD> <path>\n<hex sha256 of body>\n<expires>
+//
+// expires is a Unix time in milliseconds, in decimal: L2 executes the op only
+// before it, and L1 applies a session only in a block whose time is at most
+// the expiry of the session's last op (see Bundle). An op that failed or went
+// unanswered can therefore never be applied after its expiry.
+func OpBytes(session string, seq uint64, prev Hash, method, path string, body []byte, expires int64) []byte {
 	bh := sha256.Sum256(body)
-	b := make([]byte, 0, 11+len(session)+1+20+1+64+1+len(method)+1+len(path)+1+64)
-	b = append(b, "duet/op/v1\n"...)
+	b := make([]byte, 0, len(OpVersion)+1+len(session)+1+20+1+64+1+len(method)+1+len(path)+1+64+1+20)
+	b = append(b, OpVersion...)
+	b = append(b, '\n')
 	b = append(b, session...)
 	b = append(b, '\n')
 	b = strconv.AppendUint(b, seq, 10)
@@ -91,6 +100,8 @@ func OpBytes(session string, seq uint64, prev Hash, method, path string, body []
 	b = append(b, path...)
 	b = append(b, '\n')
 	b = hex.AppendEncode(b, bh[:])
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, expires, 10)
 	return b
 }
 

@@ -41,34 +41,35 @@ func TestOpBytesGolden(t *testing.T) {
 		method  string
 		path    string
 		body    []byte
+		expires int64
 		want    string
 	}{
 		{
 			name: "session start", session: "s-1", seq: 0, prev: protocol.ZeroHash,
-			method: "POST", path: "/v1/sessions", body: nil,
-			want: "duet/op/v1\ns-1\n0\n" + zeros + "\nPOST /v1/sessions\n" + emptySHA,
+			method: "POST", path: "/v1/sessions", body: nil, expires: 1_700_000_060_000,
+			want: "duet/op/v2\ns-1\n0\n" + zeros + "\nPOST /v1/sessions\n" + emptySHA + "\n1700000060000",
 		},
 		{
 			name: "empty non-nil body", session: "s-1", seq: 0, prev: protocol.ZeroHash,
-			method: "POST", path: "/v1/sessions", body: []byte{},
-			want: "duet/op/v1\ns-1\n0\n" + zeros + "\nPOST /v1/sessions\n" + emptySHA,
+			method: "POST", path: "/v1/sessions", body: []byte{}, expires: 1_700_000_060_000,
+			want: "duet/op/v2\ns-1\n0\n" + zeros + "\nPOST /v1/sessions\n" + emptySHA + "\n1700000060000",
 		},
 		{
 			name: "later op", session: "Sess_2.x", seq: 3, prev: seqHash(),
 			method: "POST", path: "/v1/packages/p1/scan", body: []byte(`{"a":1}`),
-			want: "duet/op/v1\nSess_2.x\n3\n000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n" +
-				"POST /v1/packages/p1/scan\n" + objSHA,
+			want: "duet/op/v2\nSess_2.x\n3\n000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n" +
+				"POST /v1/packages/p1/scan\n" + objSHA + "\n0",
 		},
 		{
 			name: "max seq", session: "s", seq: 18446744073709551615, prev: seqHash(),
-			method: "DELETE", path: "/v1/sessions/s", body: nil,
-			want: "duet/op/v1\ns\n18446744073709551615\n000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n" +
-				"DELETE /v1/sessions/s\n" + emptySHA,
+			method: "DELETE", path: "/v1/sessions/s", body: nil, expires: 1 << 62,
+			want: "duet/op/v2\ns\n18446744073709551615\n000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n" +
+				"DELETE /v1/sessions/s\n" + emptySHA + "\n4611686018427387904",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := string(protocol.OpBytes(tt.session, tt.seq, tt.prev, tt.method, tt.path, tt.body))
+			got := string(protocol.OpBytes(tt.session, tt.seq, tt.prev, tt.method, tt.path, tt.body, tt.expires))
 			if got != tt.want {
 				t.Errorf("OpBytes:\ngot  %q\nwant %q", got, tt.want)
 			}
@@ -77,9 +78,9 @@ func TestOpBytesGolden(t *testing.T) {
 }
 
 func TestOpHash(t *testing.T) {
-	start := protocol.OpBytes("s-1", 0, protocol.ZeroHash, "POST", "/v1/sessions", nil)
+	start := protocol.OpBytes("s-1", 0, protocol.ZeroHash, "POST", "/v1/sessions", nil, 1_700_000_060_000)
 	// sha256sum of the session-start bytes of TestOpBytesGolden, computed independently.
-	const want = "7c2aff20efb7df4b7b16e1fa200c39bef6b682192c7af4e7eb56dbd84479395e"
+	const want = "be62eb3d47c181d2ce52c7c135b119afa6d9d0e5394700563782c2d0797f56fd"
 	if got := protocol.OpHash(start).String(); got != want {
 		t.Errorf("OpHash(start) = %s, want %s", got, want)
 	}
@@ -91,7 +92,7 @@ func TestOpHash(t *testing.T) {
 	prev := protocol.ZeroHash
 	var hashes []protocol.Hash
 	for seq, path := range []string{"/v1/sessions", "/v1/widgets", "/v1/sessions/s-1/commit"} {
-		b := protocol.OpBytes("s-1", uint64(seq), prev, "POST", path, nil)
+		b := protocol.OpBytes("s-1", uint64(seq), prev, "POST", path, nil, 1_700_000_060_000)
 		lines := strings.Split(string(b), "\n")
 		if got, want := lines[3], prev.String(); got != want {
 			t.Errorf("op %d prev line = %q, want %q", seq, got, want)
@@ -108,8 +109,8 @@ func TestOpHash(t *testing.T) {
 	}
 
 	// The same op under a different prev hash has a different hash.
-	a := protocol.OpHash(protocol.OpBytes("s-1", 1, hashes[0], "POST", "/v1/widgets", nil))
-	b := protocol.OpHash(protocol.OpBytes("s-1", 1, seqHash(), "POST", "/v1/widgets", nil))
+	a := protocol.OpHash(protocol.OpBytes("s-1", 1, hashes[0], "POST", "/v1/widgets", nil, 1_700_000_060_000))
+	b := protocol.OpHash(protocol.OpBytes("s-1", 1, seqHash(), "POST", "/v1/widgets", nil, 1_700_000_060_000))
 	if a == b {
 		t.Errorf("op hash does not depend on prev hash: got %s twice", a)
 	}

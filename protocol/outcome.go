@@ -19,10 +19,11 @@ const (
 	CodeInvalidSession   Code = 6 // wrong shape: no start/commit, mixed actors
 	CodeTimeOutOfBounds  Code = 7 // op timestamps outside the block-time window
 	CodePermissionDenied Code = 8 // the node is not a registered L2 node
+	CodeExpired          Code = 9 // the block is later than the expiry the actor signed on the last op
 )
 
 var codeNames = [...]string{"OK", "MALFORMED", "UNAUTHENTICATED", "CONFLICT", "RESULT_MISMATCH",
-	"ALREADY_COMMITTED", "INVALID_SESSION", "TIME_OUT_OF_BOUNDS", "PERMISSION_DENIED"}
+	"ALREADY_COMMITTED", "INVALID_SESSION", "TIME_OUT_OF_BOUNDS", "PERMISSION_DENIED", "EXPIRED"}
 
 func (c Code) String() string {
 	if int(c) < len(codeNames) {
@@ -78,10 +79,11 @@ func DecodeOutcomes(data []byte) ([]Outcome, error) {
 	return outs, nil
 }
 
-// Block is what a committed block did: its height and, for each decodable
-// transaction, its hash and the verdict on each bundle.
+// Block is what a committed block did: its height and time and, for each
+// decodable transaction, its hash and the verdict on each bundle.
 type Block struct {
 	Height int64
+	Time   int64 // block time, Unix milliseconds (what L1 checks op expiries against)
 	Txs    []TxResult
 }
 

@@ -24,7 +24,8 @@ func TestCodeString(t *testing.T) {
 		{protocol.CodeInvalidSession, "INVALID_SESSION"},
 		{protocol.CodeTimeOutOfBounds, "TIME_OUT_OF_BOUNDS"},
 		{protocol.CodePermissionDenied, "PERMISSION_DENIED"},
-		{9, "CODE_9"},
+		{protocol.CodeExpired, "EXPIRED"},
+		{10, "CODE_10"},
 		{1 << 31, "CODE_2147483648"},
 		{1<<32 - 1, "CODE_4294967295"},
 	}
@@ -90,7 +91,7 @@ func TestDecodeOutcomesRejects(t *testing.T) {
 	}{
 		{"nil", nil},
 		{"tag only", []byte{0xD2}},
-		{"batch tag", append([]byte{0xD1}, valid[1:]...)},
+		{"batch tag", append([]byte{0xD3}, valid[1:]...)},
 		{"trailing byte", append(append([]byte(nil), valid...), 0)},
 		{"non-minimal count", append([]byte{0xD2, 0x84, 0x00}, valid[2:]...)},
 		{"non-minimal code", outcomesHeader(1).s("s").raw(0x83, 0x00).raw(h...)},
