@@ -3,6 +3,7 @@ module github.com/duet-bft/duet
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/cometbft/cometbft v0.40.0
 	github.com/cometbft/cometbft-db v0.14.1
 	github.com/cosmos/cosmos-db v1.0.0

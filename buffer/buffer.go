@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
 )
@@ -59,6 +61,17 @@ type Config struct {
 	Retain        time.Duration // keep final sessions in memory this long; default 10m (L1 keeps them for good)
 	CompactAt     int64         // rewrite the WAL with only live sessions once it grew by this many bytes; default 64 MiB
 
+	// Limits of one session and quotas of one actor. Over a session limit an
+	// op gets 413 TOO_LARGE; over an actor's quota, 429 naming the quota,
+	// and other actors are served as before.
+	MaxSessionBytes     int           // a session's bundle (with room for its commit) plus the answers kept for it (Session.MaxBytes); default and most protocol.MaxBundleBytes (1 MiB)
+	MaxOpenPerActor     int           // open sessions of one actor; default 64
+	MaxReservedPerActor int           // keys reserved by one actor's live sessions; default 1024
+	MaxBytesPerActor    int           // bytes (Session.Size) of one actor's live sessions; default 64 MiB
+	ActorRate           float64       // signed ops per second of one actor (token bucket); default 200; negative: no limit
+	ActorBurst          int           // the bucket's size; default 2*ActorRate
+	MaxOpLifetime       time.Duration // how far past its op time an op's signed expiry may be; default 24h
+
 	Now      func() time.Time // clock; default time.Now
 	Logger   *slog.Logger     // nil discards
 	Observer Observer         // nil discards
@@ -75,6 +88,8 @@ func (c *Config) Validate() error {
 		return errors.New("buffer: Config.Registry is required")
 	case c.WALPath == "":
 		return errors.New("buffer: Config.WALPath is required")
+	case c.MaxSessionBytes > protocol.MaxBundleBytes:
+		return fmt.Errorf("buffer: Config.MaxSessionBytes %d exceeds what L1 accepts (protocol.MaxBundleBytes, %d)", c.MaxSessionBytes, protocol.MaxBundleBytes)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -95,6 +110,17 @@ func (c *Config) Validate() error {
 	defi(&c.MaxOpen, 10000)
 	defi(&c.MaxQueue, 20000)
 	defi(&c.MaxRebase, 5)
+	defi(&c.MaxSessionBytes, protocol.MaxBundleBytes)
+	defi(&c.MaxOpenPerActor, 64)
+	defi(&c.MaxReservedPerActor, 1024)
+	defi(&c.MaxBytesPerActor, 64<<20)
+	def(&c.MaxOpLifetime, 24*time.Hour)
+	if c.ActorRate == 0 {
+		c.ActorRate = 200
+	}
+	if c.ActorBurst <= 0 {
+		c.ActorBurst = max(1, int(2*c.ActorRate))
+	}
 	if c.CompactAt <= 0 {
 		c.CompactAt = 64 << 20
 	}
@@ -137,8 +163,8 @@ type state struct {
 	submitted  time.Time // when its current bundle went to L1 (zero: queued)
 	rebases    int
 	results    []OpResult
-	claims     []string // keys the session start named (Registry.StartKeys)
 	reserved   []string
+	size       int // Session.Size counted against its actor's quota
 	final      *Final
 	events     []Event
 	wal        [][]byte // WAL records of its acknowledged ops, while it lives
@@ -157,6 +183,7 @@ type Input struct {
 	Path      string
 	Body      []byte
 	Signature []byte
+	Expires   int64 // the expiry the actor signed, Unix ms
 }
 
 // Reply is the answer to an op: the result, and for a kept op the node's
@@ -178,6 +205,7 @@ type Buffer struct {
 
 	mu       sync.Mutex
 	sessions map[string]*state
+	actors   map[string]*actorUse
 	reserved map[string]string // key -> session holding it
 	queue    []*state          // committing, waiting to be submitted
 	inflight map[string][]*state
@@ -193,6 +221,15 @@ type Buffer struct {
 }
 
 var errReserved = errors.New("buffer: key reserved by another session")
+
+// actorUse is what one actor holds on this node, against its quotas.
+type actorUse struct {
+	open     int // open sessions
+	reserved int // keys its live sessions reserve
+	bytes    int // Session.Size of its live sessions
+	rate     *rate.Limiter
+	seen     time.Time
+}
 
 // view is the store a session executes on: the latest committed state,
 // refusing keys another live session of this node holds.
@@ -218,7 +255,7 @@ func Open(cfg Config, chain Chain) (*Buffer, error) {
 		return nil, err
 	}
 	b := &Buffer{cfg: cfg, chain: chain, log: cfg.Logger, obs: cfg.Observer,
-		sessions: map[string]*state{}, reserved: map[string]string{}, inflight: map[string][]*state{},
+		sessions: map[string]*state{}, actors: map[string]*actorUse{}, reserved: map[string]string{}, inflight: map[string][]*state{},
 		kick: make(chan struct{}, 1), blocks: make(chan protocol.Block, 1024), stop: make(chan struct{})}
 	live, err := b.replay()
 	if err != nil {
@@ -262,14 +299,16 @@ func errResp(status int, code, format string, args ...any) *Reply {
 	return &Reply{Resp: service.Error(status, code, fmt.Sprintf(format, args...))}
 }
 
-func isSessionPath(p string) bool {
-	return p == service.PathSessions || strings.HasPrefix(p, service.PathSessions+"/")
-}
-
 // Do executes one signed op: a session start, a step, a commit, an abort,
 // or a direct-mode op (seq 0 of a new session id that is not a start). It
 // answers a kept op only once it is durable in the WAL; a direct-mode op
 // only once L1 has judged it (or ctx ends).
+//
+// In order: the op must fit its session (admitLocked), be unexpired,
+// verify against its actor's registered key, and be within the actor's
+// rate; only then does it execute, within the session's limits and the
+// actor's quotas. An actor is charged only for ops it signed, so no one
+// can spend another actor's quota.
 func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 	b.mu.Lock()
 	s, fresh, rep := b.admitLocked(in)
@@ -277,21 +316,18 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		b.mu.Unlock()
 		return rep
 	}
-	isStart := in.Method == http.MethodPost && in.Path == service.PathSessions
-	var claims []string
-	if fresh && isStart {
-		claims = b.cfg.Registry.StartKeys(in.Body)
-		for _, k := range claims {
-			if holder, held := b.reserved[k]; held {
-				b.mu.Unlock()
-				return errResp(http.StatusConflict, "CONFLICT", "%s is held by session %s", k, holder)
-			}
-		}
-	}
 	now := b.cfg.Now()
 	t := max(now.UnixMilli(), s.lastTime)
+	if rep := b.authenticateLocked(s, in, t, now); rep != nil {
+		b.mu.Unlock()
+		return rep
+	}
+	kind := service.Classify(in.Session, in.Seq, in.Method, in.Path)
 	s.hit = ""
-	resp, opHash, err := s.Step(b.cfg.Registry, in.Seq, in.Method, in.Path, in.Body, in.Signature, t)
+	s.check = b.quotaCheck(s, fresh)
+	resp, opHash, err := s.Step(b.cfg.Registry, in.Seq, protocol.Op{Method: in.Method, Path: in.Path, Body: in.Body,
+		Signature: in.Signature, Time: t, Expires: in.Expires})
+	s.check = nil
 	if err != nil {
 		b.mu.Unlock()
 		return errResp(http.StatusConflict, "FAILED_PRECONDITION", "%v", err)
@@ -307,23 +343,22 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		b.addLocked(s)
 	}
 	s.lastTime, s.lastActive = t, now
-	if isStart {
-		s.claims = claims
-	}
 	b.reserveLocked(s)
+	b.resizeLocked(s)
 	r := OpResult{Seq: in.Seq, Method: in.Method, Path: in.Path, Status: resp.Status, Result: resp.Body, Time: t, OpHash: opHash.String()}
 	s.results = append(s.results, r)
 	b.publishLocked(s, Event{Type: "op", Op: &r, Status: s.status})
-	switch {
-	case in.Method == http.MethodPost && in.Path == service.CommitPath(s.ID):
+	switch kind {
+	case service.KindCommit:
 		b.commitLocked(s, now)
-	case in.Method == http.MethodDelete && in.Path == service.AbortPath(s.ID):
+	case service.KindAbort:
 		b.finishLocked(s, &Final{Status: StatusAborted})
-	case fresh && !isStart:
+	case service.KindDirect:
 		s.direct = true
 		b.commitLocked(s, now)
 	}
-	rec := encodeOp(s.ID, in.Actor, in.Seq, in.Method, in.Path, in.Body, in.Signature, t, resp.Hash())
+	rec := encodeOp(s.ID, in.Actor, in.Seq, protocol.Op{Method: in.Method, Path: in.Path, Body: in.Body,
+		Signature: in.Signature, Time: t, Expires: in.Expires, Result: resp.Hash()})
 	if s.final == nil {
 		s.wal = append(s.wal, rec)
 	}
@@ -332,7 +367,19 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 	id, direct, done := s.ID, s.direct, s.done
 	b.mu.Unlock()
 
-	if err := <-durable; err != nil {
+	err = <-durable
+	if kind == service.KindCommit || kind == service.KindDirect {
+		// Only a commit that is durable goes to L1: after a crash, replay
+		// finds every op of a session L1 may have applied.
+		b.mu.Lock()
+		if err != nil {
+			b.finishLocked(s, &Final{Status: StatusRejected, Code: "INTERNAL", Reason: "the commit could not be made durable"})
+		} else if s.final == nil {
+			b.enqueueLocked(s)
+		}
+		b.mu.Unlock()
+	}
+	if err != nil {
 		b.log.Error("wal append failed", "err", err)
 		return errResp(http.StatusInternalServerError, "INTERNAL", "the op could not be made durable: %v", err)
 	}
@@ -346,7 +393,8 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 			b.mu.Unlock()
 		case <-ctx.Done():
 			return errResp(http.StatusServiceUnavailable, "UNAVAILABLE",
-				"L1 did not finalise session %s in time; it stays queued: follow GET /v1/sessions/%s", id, id)
+				"L1 did not finalise session %s in time; it stays queued until its expiry (%s) at the latest: follow GET /v1/sessions/%s",
+				id, time.UnixMilli(in.Expires).UTC().Format(time.RFC3339Nano), id)
 		}
 	}
 	return reply
@@ -358,10 +406,10 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 	s := b.sessions[in.Session]
 	if s != nil {
 		switch {
+		case in.Actor != s.Actor:
+			return nil, false, errResp(http.StatusConflict, "CONFLICT", "session id %s is in use on this node by another actor; choose another id", s.ID)
 		case s.status != StatusOpen:
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "session %s is %s", s.ID, s.status)
-		case in.Actor != s.Actor:
-			return nil, false, errResp(http.StatusForbidden, "PERMISSION_DENIED", "session %s belongs to %s", s.ID, s.Actor)
 		case in.Seq != s.Seq():
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "seq %d out of order: session %s expects seq %d", in.Seq, s.ID, s.Seq())
 		case in.Path == service.CommitPath(s.ID) && len(b.queue) >= b.cfg.MaxQueue:
@@ -372,11 +420,11 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 	if in.Seq != 0 {
 		return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "session %s is not open on this node; a session starts at seq 0", in.Session)
 	}
-	if in.Path != service.PathSessions && isSessionPath(in.Path) {
+	if service.Classify(in.Session, 0, in.Method, in.Path) == service.KindInvalid {
 		return nil, false, errResp(http.StatusNotFound, "NOT_FOUND", "session %s is not open on this node", in.Session)
 	}
 	st, _ := b.chain.Committed()
-	if _, used := service.LookupSession(st, in.Session); used {
+	if _, used := service.LookupSession(st, in.Actor, in.Session); used {
 		return nil, false, errResp(http.StatusConflict, "CONFLICT", "session id %s was already used", in.Session)
 	}
 	if b.open >= b.cfg.MaxOpen || len(b.queue) >= b.cfg.MaxQueue {
@@ -388,9 +436,91 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 		return nil, false, errResp(http.StatusTooManyRequests, "OVERLOADED",
 			"L1 is %s behind this node's commits; retry later", lag.Round(time.Millisecond))
 	}
-	s = &state{status: StatusOpen, subs: map[chan Event]struct{}{}, done: make(chan struct{})}
-	s.Session = NewSession(in.Session, in.Actor, view{b, s})
-	return s, true, nil
+	return b.newStateLocked(in.Session, in.Actor), true, nil
+}
+
+// newStateLocked returns a session not yet registered (addLocked does).
+func (b *Buffer) newStateLocked(id, actor string) *state {
+	s := &state{status: StatusOpen, subs: map[chan Event]struct{}{}, done: make(chan struct{})}
+	s.Session = NewSession(id, actor, view{b, s})
+	s.MaxBytes = b.cfg.MaxSessionBytes
+	return s
+}
+
+// authenticateLocked checks an op before it may cost anything: its expiry
+// against its time t, its signature against its actor's registered key
+// (protocol.Verify through the registry's signature memory, so Apply's own
+// check of it is free), and its actor's rate.
+func (b *Buffer) authenticateLocked(s *state, in *Input, t int64, now time.Time) *Reply {
+	if in.Expires <= t {
+		return errResp(http.StatusBadRequest, "EXPIRED", "the op expired at %d (Unix ms); this node's time is %d", in.Expires, t)
+	}
+	if in.Expires > t+b.cfg.MaxOpLifetime.Milliseconds() {
+		return errResp(http.StatusBadRequest, "INVALID_ARGUMENT", "the op's expiry %d is more than %s after this node's time %d", in.Expires, b.cfg.MaxOpLifetime, t)
+	}
+	st, _ := b.chain.Committed()
+	actor, ok := service.LoadActor(service.NewTx(st), in.Actor)
+	if !ok {
+		return errResp(http.StatusUnauthorized, "UNAUTHENTICATED", "unknown or revoked actor %q", in.Actor)
+	}
+	msg := protocol.OpBytes(s.ID, in.Seq, s.Prev(), in.Method, in.Path, in.Body, in.Expires)
+	if !b.cfg.Registry.Verify(actor.PublicKey, msg, in.Signature) {
+		return errResp(http.StatusUnauthorized, "UNAUTHENTICATED", "bad signature")
+	}
+	u := b.actorLocked(in.Actor, now)
+	if u.rate != nil && !u.rate.AllowN(now, 1) {
+		return errResp(http.StatusTooManyRequests, "RATE_LIMITED", "actor %s is over its rate of %g signed ops per second (actor_rate); retry later", in.Actor, b.cfg.ActorRate)
+	}
+	return nil
+}
+
+// actorLocked returns what an actor holds on this node.
+func (b *Buffer) actorLocked(id string, now time.Time) *actorUse {
+	u := b.actors[id]
+	if u == nil {
+		u = &actorUse{}
+		if b.cfg.ActorRate > 0 {
+			u.rate = rate.NewLimiter(rate.Limit(b.cfg.ActorRate), b.cfg.ActorBurst)
+		}
+		b.actors[id] = u
+	}
+	u.seen = now
+	return u
+}
+
+// quotaCheck returns the buffer's own check of an op, made before the
+// session keeps it (Session.check): the keys it would reserve must be free,
+// and its actor must stay within its quotas.
+func (b *Buffer) quotaCheck(s *state, fresh bool) func(tx *service.Tx, resp service.Response, size int) error {
+	return func(tx *service.Tx, resp service.Response, size int) error {
+		u := b.actors[s.Actor]
+		if u == nil {
+			return nil // the op was authenticated, which registers its actor
+		}
+		if fresh && s.status == StatusOpen && u.open >= b.cfg.MaxOpenPerActor {
+			return service.Refuse(http.StatusTooManyRequests, "QUOTA_EXCEEDED",
+				"actor %s has %d open sessions on this node, the most one actor may (max_open_per_actor); commit or abort one", s.Actor, u.open)
+		}
+		var added int
+		for _, k := range tx.OpKeys() {
+			holder, held := b.reserved[k]
+			switch {
+			case held && holder != s.ID:
+				return service.Refuse(http.StatusConflict, "CONFLICT", "%s is held by session %s", k, holder)
+			case !held:
+				added++
+			}
+		}
+		if added > 0 && u.reserved+added > b.cfg.MaxReservedPerActor {
+			return service.Refuse(http.StatusTooManyRequests, "QUOTA_EXCEEDED",
+				"actor %s would reserve %d keys on this node, over its quota of %d (max_reserved_per_actor); commit or abort a session", s.Actor, u.reserved+added, b.cfg.MaxReservedPerActor)
+		}
+		if grown := size - s.size; grown > 0 && u.bytes+grown > b.cfg.MaxBytesPerActor {
+			return service.Refuse(http.StatusTooManyRequests, "QUOTA_EXCEEDED",
+				"actor %s's sessions would hold %d bytes on this node, over its quota of %d (max_bytes_per_actor); commit or abort a session", s.Actor, u.bytes+grown, b.cfg.MaxBytesPerActor)
+		}
+		return nil
+	}
 }
 
 // addLocked registers a new live session.
@@ -399,6 +529,7 @@ func (b *Buffer) addLocked(s *state) {
 	s.opened = b.opened
 	b.sessions[s.ID] = s
 	b.open++
+	b.actorLocked(s.Actor, b.cfg.Now()).open++
 }
 
 // lagLocked is how long the oldest commit still waiting for L1 has waited.
@@ -426,34 +557,53 @@ func (b *Buffer) lagLocked(now time.Time) time.Duration {
 // reserveLocked holds the keys the session's start claimed and every key
 // it has written.
 func (b *Buffer) reserveLocked(s *state) {
-	for _, k := range append(append([]string(nil), s.claims...), s.Tx().WriteKeys()...) {
+	u := b.actorLocked(s.Actor, b.cfg.Now())
+	for _, k := range append(append([]string(nil), s.Tx().Claims()...), s.Tx().WriteKeys()...) {
 		if _, held := b.reserved[k]; !held {
 			b.reserved[k] = s.ID
 			s.reserved = append(s.reserved, k)
+			u.reserved++
 		}
 	}
 }
 
+// resizeLocked counts the session's current size against its actor's
+// quota.
+func (b *Buffer) resizeLocked(s *state) {
+	size := 0
+	if s.final == nil {
+		size = s.Size()
+	}
+	b.actorLocked(s.Actor, b.cfg.Now()).bytes += size - s.size
+	s.size = size
+}
+
 func (b *Buffer) releaseLocked(s *state) {
+	u := b.actorLocked(s.Actor, b.cfg.Now())
 	for _, k := range s.reserved {
 		if b.reserved[k] == s.ID {
 			delete(b.reserved, k)
+			u.reserved--
 		}
 	}
 	s.reserved = nil
 }
 
+// commitLocked ends a session's open life: it takes no more ops and waits
+// for L1. enqueueLocked then queues it for submission, once its commit is
+// durable.
 func (b *Buffer) commitLocked(s *state, now time.Time) {
 	s.status = StatusCommitting
 	s.committing = now
 	b.open--
+	b.actorLocked(s.Actor, now).open--
+	b.publishLocked(s, Event{Type: "status", Status: s.status})
+}
+
+func (b *Buffer) enqueueLocked(s *state) {
 	b.queue = append(b.queue, s)
 	b.obs.QueueDepth(len(b.queue))
-	b.publishLocked(s, Event{Type: "status", Status: s.status})
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
+	b.rekick()
 }
 
 // finishLocked ends a session: releases its keys, tells subscribers, and
@@ -464,13 +614,15 @@ func (b *Buffer) finishLocked(s *state, f *Final) {
 	}
 	if s.status == StatusOpen {
 		b.open--
+		b.actorLocked(s.Actor, b.cfg.Now()).open--
 	}
 	s.status, s.final = f.Status, f
 	s.wal = nil
 	// Keep what GET and the event stream show; drop the overlay and the
 	// signed ops, which only L1 submission needed.
-	s.Session = &Session{ID: s.ID, Actor: s.Actor}
+	s.Session = &Session{ID: s.ID, Actor: s.Actor, prev: s.prev}
 	b.releaseLocked(s)
+	b.resizeLocked(s)
 	b.publishLocked(s, Event{Type: "final", Status: f.Status, Final: f})
 	for ch := range s.subs {
 		close(ch)
@@ -523,19 +675,23 @@ func (b *Buffer) Subscribe(id string) (past []Event, ch <-chan Event, cancel fun
 	}, true
 }
 
-// Lookup returns a session this node holds in memory, or one L1 committed.
-func (b *Buffer) Lookup(id string) (SessionView, bool) {
+// Lookup returns a session this node holds in memory, or, if actor is
+// given, one L1 committed (sessions are keyed by actor and id on L1).
+func (b *Buffer) Lookup(id, actor string) (SessionView, bool) {
 	b.mu.Lock()
 	s := b.sessions[id]
-	if s != nil {
+	if s != nil && (actor == "" || actor == s.Actor) {
 		v := SessionView{ID: s.ID, Actor: s.Actor, Status: s.status, Direct: s.direct,
 			Ops: append([]OpResult(nil), s.results...), Final: s.final}
 		b.mu.Unlock()
 		return v, true
 	}
 	b.mu.Unlock()
+	if actor == "" {
+		return SessionView{}, false
+	}
 	st, _ := b.chain.Committed()
-	rec, ok := service.LookupSession(st, id)
+	rec, ok := service.LookupSession(st, actor, id)
 	if !ok {
 		return SessionView{}, false
 	}
@@ -602,17 +758,14 @@ func (b *Buffer) idle() bool {
 func (b *Buffer) flush() {
 	for {
 		b.mu.Lock()
-		n := min(len(b.queue), b.cfg.BatchMax)
-		if n == 0 {
-			b.mu.Unlock()
-			return
-		}
-		batch := b.queue[:n:n]
-		b.queue = b.queue[n:]
+		batch, bundles := b.takeLocked()
 		b.obs.QueueDepth(len(b.queue))
 		b.mu.Unlock()
-		if err := b.submit(batch); err != nil {
-			b.log.Warn("submit failed; requeued", "bundles", n, "err", err)
+		if len(batch) == 0 {
+			return
+		}
+		if err := b.submit(batch, bundles); err != nil {
+			b.log.Warn("submit failed; requeued", "bundles", len(batch), "err", err)
 			select {
 			case <-b.stop:
 			case <-time.After(200 * time.Millisecond):
@@ -623,8 +776,34 @@ func (b *Buffer) flush() {
 	}
 }
 
+// takeLocked takes the next batch off the queue, signed: at most BatchMax
+// bundles and protocol.MaxBatchBytes in all. Sessions that ended while
+// queued (their commit expired) are dropped from the queue.
+func (b *Buffer) takeLocked() ([]*state, []protocol.Bundle) {
+	var batch []*state
+	var bundles []protocol.Bundle
+	size := 1 + 2 // version tag and bundle count (at most protocol.MaxBundles: two bytes)
+	for len(b.queue) > 0 && len(batch) < b.cfg.BatchMax {
+		s := b.queue[0]
+		if s.final != nil {
+			b.queue = b.queue[1:]
+			continue
+		}
+		bu := s.Bundle(b.cfg.Node, b.cfg.Key)
+		if n := bu.Size(); len(batch) > 0 && size+n > protocol.MaxBatchBytes {
+			break // every bundle is at most protocol.MaxBundleBytes, so it fits a batch of its own
+		} else {
+			size += n
+		}
+		batch, bundles = append(batch, s), append(bundles, bu)
+		b.queue = b.queue[1:]
+	}
+	return batch, bundles
+}
+
 // RejectedError is what Chain.Submit returns when L1 refuses a transaction
-// outright (CheckTx): resubmitting it unchanged cannot help.
+// for good (CheckTx refused it, or it can never be taken): resubmitting it
+// unchanged cannot help. Any other error is transient.
 type RejectedError interface {
 	error
 	Rejected() (code uint32, log string)
@@ -632,16 +811,12 @@ type RejectedError interface {
 
 // submit sends one batch. A transient failure requeues it and is returned;
 // a batch L1 refuses is split, so one bad bundle cannot hold back others,
-// and a refused single bundle rejects its session.
-func (b *Buffer) submit(batch []*state) error {
-	b.mu.Lock()
-	bundles := make([]protocol.Bundle, len(batch))
-	for i, s := range batch {
-		bundles[i] = s.Bundle(b.cfg.Node, b.cfg.Key)
-	}
+// and a refused single bundle rejects its session with L1's reason.
+func (b *Buffer) submit(batch []*state, bundles []protocol.Bundle) error {
 	tx := protocol.EncodeBatch(&protocol.Batch{Bundles: bundles})
 	sum := sha256.Sum256(tx)
 	hash := strings.ToUpper(hex.EncodeToString(sum[:]))
+	b.mu.Lock()
 	now := b.cfg.Now()
 	for _, s := range batch {
 		s.submitted = now
@@ -675,7 +850,7 @@ func (b *Buffer) submit(batch []*state) error {
 	}
 	b.mu.Unlock()
 	for k, s := range batch {
-		if err := b.submit([]*state{s}); err != nil {
+		if err := b.submit([]*state{s}, bundles[k:k+1]); err != nil {
 			b.mu.Lock()
 			b.queue = append(append([]*state(nil), batch[k+1:]...), b.queue...)
 			b.mu.Unlock()
@@ -723,12 +898,7 @@ func (b *Buffer) applyBlock(blk protocol.Block) {
 			case protocol.CodeOK:
 				b.finishLocked(s, &Final{Status: StatusCommitted, Height: blk.Height, TxHash: tx.Hash})
 			case protocol.CodeAlreadyCommitted:
-				st, _ := b.chain.Committed()
-				if rec, ok := service.LookupSession(st, s.ID); ok && rec.Node == b.cfg.Node {
-					b.finishLocked(s, &Final{Status: StatusCommitted, Height: rec.Height, TxHash: rec.TxHash})
-				} else {
-					b.finishLocked(s, &Final{Status: StatusRejected, Code: out.Code.String(), Reason: "session id used by another node"})
-				}
+				b.finishLocked(s, b.alreadyCommittedLocked(s.Session))
 			case protocol.CodeConflict:
 				if b.rebaseLocked(s, reason) {
 					requeued = true
@@ -738,9 +908,50 @@ func (b *Buffer) applyBlock(blk protocol.Block) {
 			}
 		}
 	}
+	b.expireLocked(blk.Time)
 	if requeued {
 		b.rekick()
 	}
+}
+
+// expireLocked rejects the committing sessions whose last op expired
+// before L1's block time: block time never goes back, so L1 can never
+// apply them. Nothing that waits for L1 waits longer than its expiry.
+func (b *Buffer) expireLocked(blockTime int64) {
+	expire := func(s *state) {
+		if exp := s.expires(); s.final == nil && exp < blockTime {
+			b.finishLocked(s, &Final{Status: StatusRejected, Code: protocol.CodeExpired.String(),
+				Reason: fmt.Sprintf("its last op expired at %d, and L1's block time is now %d", exp, blockTime)})
+		}
+	}
+	for _, s := range b.queue {
+		expire(s)
+	}
+	for _, batch := range b.inflight {
+		for _, s := range batch {
+			expire(s)
+		}
+	}
+}
+
+// alreadyCommittedLocked is the end of a session L1 found already
+// committed: committed only if L1's record is of this very session (its
+// actor's op chain, whose last op names every op before it, and the same
+// results); otherwise rejected, saying how the record differs.
+func (b *Buffer) alreadyCommittedLocked(s *Session) *Final {
+	st, _ := b.chain.Committed()
+	rec, ok := service.LookupSession(st, s.Actor, s.ID)
+	switch {
+	case !ok:
+		return &Final{Status: StatusRejected, Code: protocol.CodeAlreadyCommitted.String(), Reason: "L1 answered ALREADY_COMMITTED but holds no record of session " + s.ID}
+	case rec.LastOp != s.Prev().String():
+		return &Final{Status: StatusRejected, Code: protocol.CodeAlreadyCommitted.String(),
+			Reason: fmt.Sprintf("session id %s of %s was committed at height %d with other ops (last op %s, not %s)", s.ID, s.Actor, rec.Height, rec.LastOp, s.Prev())}
+	case rec.Results != s.Results().String():
+		return &Final{Status: StatusRejected, Code: protocol.CodeAlreadyCommitted.String(),
+			Reason: fmt.Sprintf("session id %s of %s was committed at height %d with other results (%s, not %s)", s.ID, s.Actor, rec.Height, rec.Results, s.Results())}
+	}
+	return &Final{Status: StatusCommitted, Height: rec.Height, TxHash: rec.TxHash}
 }
 
 // rebaseLocked re-executes a conflicted session on the current committed
@@ -755,9 +966,10 @@ func (b *Buffer) rebaseLocked(s *state, reason string) bool {
 	}
 	b.releaseLocked(s)
 	fresh := NewSession(s.ID, s.Actor, view{b, s})
+	fresh.MaxBytes = b.cfg.MaxSessionBytes
 	for _, op := range s.ops {
 		s.hit = ""
-		resp, _, _ := fresh.Step(b.cfg.Registry, fresh.Seq(), op.Method, op.Path, op.Body, op.Signature, op.Time)
+		resp, _, _ := fresh.Step(b.cfg.Registry, fresh.Seq(), op)
 		if s.hit != "" || resp.Hash() != op.Result {
 			changed := fmt.Sprintf("op %d (%s %s) now gives %d %s", fresh.Seq(), op.Method, op.Path, resp.Status, truncate(resp.Body))
 			if s.hit != "" {
@@ -769,6 +981,7 @@ func (b *Buffer) rebaseLocked(s *state, reason string) bool {
 	}
 	s.Session = fresh
 	b.reserveLocked(s)
+	b.resizeLocked(s)
 	b.queue = append(b.queue, s)
 	b.log.Info("rebased after conflict", "session", s.ID, "reason", reason)
 	return true
@@ -792,6 +1005,11 @@ func (b *Buffer) housekeep() {
 			b.finishLocked(s, &Final{Status: StatusAborted, Code: "EXPIRED", Reason: "idle longer than the session TTL"})
 		case s.final != nil && now.Sub(s.lastActive) > b.cfg.Retain:
 			delete(b.sessions, id)
+		}
+	}
+	for id, u := range b.actors {
+		if u.open == 0 && u.reserved == 0 && u.bytes == 0 && now.Sub(u.seen) > time.Minute {
+			delete(b.actors, id) // its rate bucket is full again by now
 		}
 	}
 	resubmit := false

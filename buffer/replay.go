@@ -23,13 +23,18 @@ type walRecord struct {
 	Body    []byte        `json:"b,omitempty"`
 	Sig     []byte        `json:"g,omitempty"`
 	Time    int64         `json:"t,omitempty"`
+	Expires int64         `json:"x,omitempty"`
 	Result  protocol.Hash `json:"r,omitzero"`
 	Final   *Final        `json:"f,omitempty"`
 }
 
-func encodeOp(session, actor string, seq uint64, method, path string, body, sig []byte, t int64, result protocol.Hash) []byte {
-	return service.MustJSON(walRecord{Kind: "op", Session: session, Actor: actor, Seq: seq, Method: method,
-		Path: path, Body: body, Sig: sig, Time: t, Result: result})
+func encodeOp(session, actor string, seq uint64, op protocol.Op) []byte {
+	return service.MustJSON(walRecord{Kind: "op", Session: session, Actor: actor, Seq: seq, Method: op.Method,
+		Path: op.Path, Body: op.Body, Sig: op.Signature, Time: op.Time, Expires: op.Expires, Result: op.Result})
+}
+
+func (r *walRecord) op() protocol.Op {
+	return protocol.Op{Method: r.Method, Path: r.Path, Body: r.Body, Signature: r.Sig, Time: r.Time, Expires: r.Expires, Result: r.Result}
 }
 
 func encodeFinal(session string, f *Final) []byte {
@@ -71,16 +76,14 @@ func (b *Buffer) replay() ([][]byte, error) {
 		}
 	}
 	var live [][]byte
-	st, _ := b.chain.Committed()
 	for _, id := range order {
 		e := bySession[id]
 		if e.ended || len(e.ops) == 0 {
 			continue
 		}
-		if rec, ok := service.LookupSession(st, id); ok && rec.Node == b.cfg.Node {
+		if err := b.restore(e.ops, e.raws); errors.Is(err, errReplayDone) {
 			continue // L1 committed it; nothing left to do
-		}
-		if err := b.restore(e.ops, e.raws); err != nil {
+		} else if err != nil {
 			b.log.Warn("session could not be restored", "session", id, "err", err)
 			continue
 		}
@@ -90,16 +93,42 @@ func (b *Buffer) replay() ([][]byte, error) {
 	return live, nil
 }
 
-var errReplayDiverged = errors.New("buffer: replay diverged")
+var (
+	errReplayDiverged = errors.New("buffer: replay diverged")
+	errReplayDone     = errors.New("buffer: session committed on L1")
+)
+
+// chainHead returns the hash of the last op of the contiguous records
+// from seq 0: the op chain the node acknowledged.
+func chainHead(ops []walRecord) protocol.Hash {
+	prev := protocol.ZeroHash
+	for i, r := range ops {
+		if r.Seq != uint64(i) {
+			break
+		}
+		prev = protocol.OpHash(protocol.OpBytes(r.Session, r.Seq, prev, r.Method, r.Path, r.Body, r.Expires))
+	}
+	return prev
+}
 
 // restore re-executes one session's acknowledged ops (raws: their records).
-// If any result differs from the one acknowledged, the state moved while the
-// node was down: the session is kept as rejected (CONFLICT) so its user
-// learns why.
+// A session L1 already holds is done if L1's record is its op chain, and
+// rejected if the id was taken by other ops. If any result differs from the
+// one acknowledged, the state moved while the node was down: the session is
+// kept as rejected (CONFLICT) so its user learns why.
 func (b *Buffer) restore(ops []walRecord, raws [][]byte) error {
 	first := ops[0]
-	s := &state{status: StatusOpen, subs: map[chan Event]struct{}{}, done: make(chan struct{})}
-	s.Session = NewSession(first.Session, first.Actor, view{b, s})
+	s := b.newStateLocked(first.Session, first.Actor)
+	st, _ := b.chain.Committed()
+	if rec, ok := service.LookupSession(st, first.Actor, first.Session); ok {
+		if rec.LastOp == chainHead(ops).String() {
+			return errReplayDone
+		}
+		b.addLocked(s)
+		b.finishLocked(s, &Final{Status: StatusRejected, Code: protocol.CodeAlreadyCommitted.String(),
+			Reason: fmt.Sprintf("session id %s of %s was committed at height %d with other ops", first.Session, first.Actor, rec.Height)})
+		return errReplayDiverged
+	}
 	b.addLocked(s)
 	now := b.cfg.Now()
 	s.lastActive = now
@@ -108,30 +137,34 @@ func (b *Buffer) restore(ops []walRecord, raws [][]byte) error {
 			break // a record past a gap was never acknowledged in order
 		}
 		s.hit = ""
-		resp, h, _ := s.Step(b.cfg.Registry, op.Seq, op.Method, op.Path, op.Body, op.Sig, op.Time)
+		resp, h, _ := s.Step(b.cfg.Registry, op.Seq, op.op())
 		if s.hit != "" || resp.Hash() != op.Result {
-			b.finishLocked(s, &Final{Status: StatusRejected, Code: "CONFLICT",
+			code := "CONFLICT"
+			if resp.Status == http.StatusRequestEntityTooLarge {
+				code = "TOO_LARGE"
+			}
+			b.finishLocked(s, &Final{Status: StatusRejected, Code: code,
 				Reason: fmt.Sprintf("state changed while the L2 node was down: op %d now gives %d %s", op.Seq, resp.Status, truncate(resp.Body))})
 			return errReplayDiverged
 		}
 		s.lastTime = op.Time
 		s.wal = append(s.wal, raws[i])
-		if op.Seq == 0 && op.Method == http.MethodPost && op.Path == service.PathSessions {
-			s.claims = b.cfg.Registry.StartKeys(op.Body)
-		}
 		b.reserveLocked(s)
+		b.resizeLocked(s)
 		r := OpResult{Seq: op.Seq, Method: op.Method, Path: op.Path, Status: resp.Status, Result: resp.Body, Time: op.Time, OpHash: h.String()}
 		s.results = append(s.results, r)
 		s.events = append(s.events, Event{Type: "op", Op: &r, Status: StatusOpen})
-		switch {
-		case op.Method == http.MethodPost && op.Path == service.CommitPath(s.ID):
+		switch service.Classify(s.ID, op.Seq, op.Method, op.Path) {
+		case service.KindCommit:
 			b.commitLocked(s, now)
-		case op.Method == http.MethodDelete && op.Path == service.AbortPath(s.ID):
+			b.enqueueLocked(s)
+		case service.KindAbort:
 			b.finishLocked(s, &Final{Status: StatusAborted})
 			return nil // nothing follows an abort
-		case op.Seq == 0 && !(op.Method == http.MethodPost && op.Path == service.PathSessions):
+		case service.KindDirect:
 			s.direct = true
 			b.commitLocked(s, now)
+			b.enqueueLocked(s)
 		}
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/duet-bft/duet/ledger"
+	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
 )
 
@@ -231,9 +232,22 @@ func RPCURL(listen string) string {
 // blocks with transactions are still proposed at once.
 const EmptyBlockInterval = 5 * time.Second
 
+// MaxBlockBytes is the block size duet's genesis sets (consensus params
+// block.max_bytes): room for two of the largest batches. A proposal must
+// reach every validator well within the consensus timeouts; at P2PRate a
+// full block takes about 0.2 s per hop (docs/threat-model.md has the
+// measurements).
+const MaxBlockBytes = 2 * protocol.MaxBatchBytes
+
+// P2PRate is each connection's send and receive rate, in bytes per second
+// (CometBFT's default is 5 MB/s).
+const P2PRate = 20_000_000
+
 // Tune applies duet's consensus settings to conf: no commit delay, empty
 // blocks only as a heartbeat, fast gossip on loopback, timeouts that only
-// matter on faults. Measured effects are in docs/cometbft.md.
+// matter on faults, transaction limits that match the ledger's, and
+// refused transactions that stay refused. Measured effects are in
+// docs/cometbft.md.
 func Tune(conf *cmtcfg.Config, namespace string) {
 	c := conf.Consensus
 	c.TimeoutCommit = 0
@@ -248,6 +262,11 @@ func Tune(conf *cmtcfg.Config, namespace string) {
 	conf.P2P.PexReactor = false
 	conf.P2P.AddrBookStrict = false
 	conf.P2P.AllowDuplicateIP = true
+	conf.P2P.SendRate, conf.P2P.RecvRate = P2PRate, P2PRate
+	conf.Mempool.MaxTxBytes = protocol.MaxBatchBytes
+	conf.Mempool.MaxTxsBytes = 64 * protocol.MaxBatchBytes
+	conf.Mempool.KeepInvalidTxsInCache = true
+	conf.RPC.MaxBodyBytes = 2*protocol.MaxBatchBytes + 1<<20 // a batch in JSON-RPC is base64: 4/3 of its size
 	conf.RPC.MaxSubscriptionsPerClient = 1000
 	conf.RPC.MaxSubscriptionClients = 1000
 	conf.RPC.TimeoutBroadcastTxCommit = 30 * time.Second

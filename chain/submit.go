@@ -11,10 +11,16 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/mempool"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+
+	"github.com/duet-bft/duet/protocol"
 )
 
 // Submitter broadcasts transactions to L1 nodes over CometBFT RPC, trying
 // each node in turn from the last one that worked.
+//
+// Whether a failure is permanent is decided here, with types: a
+// *RejectedError (CheckTx refused the transaction, or it is larger than
+// any node takes) is permanent; any other error is transient.
 type Submitter struct {
 	clients []*rpchttp.HTTP
 	urls    []string
@@ -59,6 +65,10 @@ const AttemptTimeout = 2 * time.Second
 // Submit broadcasts tx (broadcast_tx_sync) to the first node that takes it.
 // A tx already in a node's mempool cache counts as submitted.
 func (s *Submitter) Submit(ctx context.Context, tx []byte) error {
+	if len(tx) > protocol.MaxBatchBytes {
+		return &RejectedError{Code: uint32(protocol.CodeMalformed),
+			Log: fmt.Sprintf("transaction of %d bytes exceeds %d (protocol.MaxBatchBytes)", len(tx), protocol.MaxBatchBytes)}
+	}
 	s.mu.Lock()
 	start := s.next
 	s.mu.Unlock()
@@ -98,6 +108,10 @@ func (n *Node) SubmitLocal(ctx context.Context, tx []byte) error {
 	err := n.CometBFT.Mempool().CheckTx(tx, func(r *abci.ResponseCheckTx) { res <- r }, mempool.TxInfo{})
 	if errors.Is(err, mempool.ErrTxInCache) {
 		return nil
+	}
+	if tooLarge, ok := errors.AsType[mempool.ErrTxTooLarge](err); ok {
+		// Permanent: no node of the network takes it either.
+		return &RejectedError{Code: uint32(protocol.CodeMalformed), Log: tooLarge.Error()}
 	}
 	if err != nil {
 		return fmt.Errorf("chain: local mempool: %w", err)

@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
@@ -33,7 +35,18 @@ type Client struct {
 	// NodeKey, when set, makes every op check the node's receipt: signed by
 	// this key, for this op and for the result received.
 	NodeKey ed25519.PublicKey
+	// OpLifetime is how long after signing an op expires (the expiry is in
+	// the signed bytes): L2 executes it only before then, and L1 applies a
+	// session only in a block no later than its last op's expiry. After
+	// that, an op that failed or went unanswered can never take effect.
+	// 0 means DefaultOpLifetime.
+	OpLifetime time.Duration
 }
+
+// DefaultOpLifetime is the expiry of an op after it is signed, unless
+// Client.OpLifetime says otherwise. It bounds how long a commit may wait
+// for L1 (an L1 outage longer than this rejects the session as EXPIRED).
+const DefaultOpLifetime = 10 * time.Minute
 
 // New returns a client of the node at baseURL. Its connections are kept
 // for reuse however many goroutines share it: Go's default transport keeps
@@ -97,7 +110,12 @@ func (s *Session) Do(ctx context.Context, method, path string, body, out any) (*
 	if err != nil {
 		return nil, err
 	}
-	signed := protocol.OpBytes(s.ID, s.seq, s.prev, method, path, raw)
+	lifetime := s.c.OpLifetime
+	if lifetime <= 0 {
+		lifetime = DefaultOpLifetime
+	}
+	expires := time.Now().Add(lifetime).UnixMilli()
+	signed := protocol.OpBytes(s.ID, s.seq, s.prev, method, path, raw, expires)
 	sig := ed25519.Sign(s.signer.Key, signed)
 	req, err := http.NewRequestWithContext(ctx, method, s.c.BaseURL+path, bytes.NewReader(raw))
 	if err != nil {
@@ -107,6 +125,7 @@ func (s *Session) Do(ctx context.Context, method, path string, body, out any) (*
 	req.Header.Set("Duet-Actor", s.signer.ID)
 	req.Header.Set("Duet-Session", s.ID)
 	req.Header.Set("Duet-Seq", strconv.FormatUint(s.seq, 10))
+	req.Header.Set("Duet-Expires", strconv.FormatInt(expires, 10))
 	req.Header.Set("Duet-Signature", base64.StdEncoding.EncodeToString(sig))
 	res, err := s.c.do(req, out)
 	if err != nil {
@@ -184,14 +203,19 @@ func (s *Session) Start(ctx context.Context, start any) error {
 
 // Commit queues the session for L1 (202); follow it with Wait.
 func (s *Session) Commit(ctx context.Context) error {
-	_, err := s.Do(ctx, http.MethodPost, service.CommitPath(s.ID), nil, nil)
+	_, err := s.Do(ctx, http.MethodPost, service.CommitPath(s.ID), []byte(service.ControlBody), nil)
 	return err
 }
 
 // Abort ends the session and releases what it reserved.
 func (s *Session) Abort(ctx context.Context) error {
-	_, err := s.Do(ctx, http.MethodDelete, service.AbortPath(s.ID), nil, nil)
+	_, err := s.Do(ctx, http.MethodDelete, service.AbortPath(s.ID), []byte(service.ControlBody), nil)
 	return err
+}
+
+// Wait follows the session to its end on L1 (see Client.Wait).
+func (s *Session) Wait(ctx context.Context) (*protocol.Final, error) {
+	return s.c.wait(ctx, s.ID, s.signer.ID)
 }
 
 // Direct runs one op as a one-op session (direct mode): the answer comes
@@ -210,20 +234,30 @@ func (c *Client) Get(ctx context.Context, path string, out any) error {
 	return err
 }
 
-// Session returns a session's view.
-func (c *Client) Session(ctx context.Context, id string) (*protocol.SessionView, error) {
+// Session returns a session's view: one the node holds, or, given its
+// actor, one L1 committed (L1 keys sessions by actor and id). actor may be
+// "".
+func (c *Client) Session(ctx context.Context, id, actor string) (*protocol.SessionView, error) {
 	var v struct {
 		Session protocol.SessionView `json:"session"`
 	}
-	if err := c.Get(ctx, service.PathSessions+"/"+id, &v); err != nil {
+	path := service.PathSessions + "/" + id
+	if actor != "" {
+		path += "?actor=" + url.QueryEscape(actor)
+	}
+	if err := c.Get(ctx, path, &v); err != nil {
 		return nil, err
 	}
 	return &v.Session, nil
 }
 
 // Wait follows the session's event stream (SSE) until its final event and
-// returns it.
+// returns it. Session.Wait also finds a session the node no longer holds.
 func (c *Client) Wait(ctx context.Context, id string) (*protocol.Final, error) {
+	return c.wait(ctx, id, "")
+}
+
+func (c *Client) wait(ctx context.Context, id, actor string) (*protocol.Final, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+service.PathSessions+"/"+id+"/events", nil)
 	if err != nil {
 		return nil, err
@@ -263,7 +297,7 @@ func (c *Client) Wait(ctx context.Context, id string) (*protocol.Final, error) {
 		return nil, err
 	}
 	// The stream ended without a final event (the node restarted): ask.
-	v, err := c.Session(ctx, id)
+	v, err := c.Session(ctx, id, actor)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ const (
 	HeaderSession   = "Duet-Session"
 	HeaderSeq       = "Duet-Seq"
 	HeaderSignature = "Duet-Signature"
+	HeaderExpires   = "Duet-Expires"
 	HeaderReceipt   = "Duet-Receipt"
 	HeaderL1Height  = "Duet-L1-Height"
 	HeaderL1Tx      = "Duet-L1-Tx"
@@ -173,9 +174,9 @@ func (h *handler) node(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) session(w http.ResponseWriter, r *http.Request) {
-	v, ok := h.cfg.Buffer.Lookup(r.PathValue("id"))
+	v, ok := h.cfg.Buffer.Lookup(r.PathValue("id"), r.URL.Query().Get("actor"))
 	if !ok {
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "no session "+r.PathValue("id"))
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no session "+r.PathValue("id")+" on this node; for one L1 committed, name its actor: ?actor=ID")
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"session": v})
@@ -286,9 +287,10 @@ func (h *handler) op(w http.ResponseWriter, r *http.Request) {
 // error to answer with.
 func (h *handler) parse(w http.ResponseWriter, r *http.Request) (in *buffer.Input, status int, code, msg string) {
 	actor, session, seqs, sigs := r.Header.Get(HeaderActor), r.Header.Get(HeaderSession), r.Header.Get(HeaderSeq), r.Header.Get(HeaderSignature)
-	if actor == "" || session == "" || seqs == "" || sigs == "" {
+	exps := r.Header.Get(HeaderExpires)
+	if actor == "" || session == "" || seqs == "" || sigs == "" || exps == "" {
 		return nil, http.StatusUnauthorized, "UNAUTHENTICATED",
-			fmt.Sprintf("a mutating request must be signed: headers %s, %s, %s and %s are required", HeaderActor, HeaderSession, HeaderSeq, HeaderSignature)
+			fmt.Sprintf("a mutating request must be signed: headers %s, %s, %s, %s and %s are required", HeaderActor, HeaderSession, HeaderSeq, HeaderExpires, HeaderSignature)
 	}
 	if !protocol.ValidID(actor) {
 		return nil, http.StatusUnauthorized, "UNAUTHENTICATED", "bad " + HeaderActor
@@ -299,6 +301,10 @@ func (h *handler) parse(w http.ResponseWriter, r *http.Request) (in *buffer.Inpu
 	seq, err := strconv.ParseUint(seqs, 10, 32)
 	if err != nil || (len(seqs) > 1 && seqs[0] == '0') {
 		return nil, http.StatusBadRequest, "MALFORMED", HeaderSeq + " must be a decimal integer"
+	}
+	expires, err := strconv.ParseInt(exps, 10, 64)
+	if err != nil || expires < 0 || strconv.FormatInt(expires, 10) != exps {
+		return nil, http.StatusBadRequest, "MALFORMED", HeaderExpires + " must be a decimal Unix time in milliseconds"
 	}
 	sig, err := base64.StdEncoding.DecodeString(sigs)
 	if err != nil || len(sig) != ed25519.SignatureSize {
@@ -316,7 +322,7 @@ func (h *handler) parse(w http.ResponseWriter, r *http.Request) (in *buffer.Inpu
 		return nil, http.StatusBadRequest, "MALFORMED", "reading body: " + err.Error()
 	}
 	return &buffer.Input{Session: session, Seq: seq, Actor: actor, Method: r.Method, Path: r.URL.Path,
-		Body: body, Signature: sig}, 0, "", ""
+		Body: body, Signature: sig, Expires: expires}, 0, "", ""
 }
 
 // OpenAPI is the contract served at /v1/openapi.json.

@@ -39,6 +39,15 @@ type FileConfig struct {
 	BatchMax      int      `json:"batch_max"`      // default 256
 	SessionTTL    string   `json:"session_ttl"`    // default 15m
 	MaxLag        string   `json:"max_lag"`        // new sessions get 429 while a commit has waited this long for L1; default 2s
+
+	// Limits of one session and quotas of one actor (buffer.Config); 0 or
+	// absent means the default.
+	MaxSessionBytes     int     `json:"max_session_bytes"`      // default and most 1 MiB
+	MaxOpenPerActor     int     `json:"max_open_per_actor"`     // default 64
+	MaxReservedPerActor int     `json:"max_reserved_per_actor"` // default 1024
+	MaxBytesPerActor    int     `json:"max_bytes_per_actor"`    // default 64 MiB
+	ActorRate           float64 `json:"actor_rate"`             // signed ops per second per actor; default 200; negative: no limit
+	ActorBurst          int     `json:"actor_burst"`            // default 2*actor_rate
 }
 
 // KeyFileContent is config/l2_key.json.
@@ -166,7 +175,9 @@ func Start(cfg Config) (*Node, error) {
 	chainIO := l1{n: cn, sub: sub}
 	buf, err := buffer.Open(buffer.Config{Node: fc.Node, Key: key, Registry: cn.App.Registry(),
 		WALPath: filepath.Join(dataDir, "wal.log"), BatchInterval: interval, BatchMax: fc.BatchMax,
-		SessionTTL: ttl, MaxLag: maxLag, Logger: log, Observer: metrics}, chainIO)
+		SessionTTL: ttl, MaxLag: maxLag, MaxSessionBytes: fc.MaxSessionBytes, MaxOpenPerActor: fc.MaxOpenPerActor,
+		MaxReservedPerActor: fc.MaxReservedPerActor, MaxBytesPerActor: fc.MaxBytesPerActor, ActorRate: fc.ActorRate,
+		ActorBurst: fc.ActorBurst, Logger: log, Observer: metrics}, chainIO)
 	if err != nil {
 		cn.Stop()
 		return nil, err

@@ -40,7 +40,9 @@ type Config struct {
 	// CacheSize is the IAVL node cache, in nodes. Default 100000.
 	CacheSize int
 	// SigCache is how many verified signatures to remember (CheckTx, then
-	// FinalizeBlock, verify the same ones). Default 65536.
+	// FinalizeBlock, verify the same ones). Default 65536: three times what
+	// the largest batch can hold (protocol.MaxBatchSigs), so the signatures
+	// CheckTx checked are still remembered when the block comes.
 	SigCache int
 	// Logger receives operational logs; nil discards.
 	Logger *slog.Logger
@@ -48,7 +50,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config, for dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, MaxFutureSkew: 30 * time.Second, MaxOpAge: 24 * time.Hour, CacheSize: 100000, SigCache: 1 << 16}
+	return Config{Dir: dir, MaxFutureSkew: 30 * time.Second, MaxOpAge: 24 * time.Hour, CacheSize: 100000, SigCache: 3 * protocol.MaxBatchSigs}
 }
 
 // Validate reports a config that cannot work.
@@ -71,7 +73,7 @@ const evidencePrefix = service.ReservedPrefix + "evidence/"
 type SessionRecord = service.SessionRecord
 
 // SessionKey is the state key of a committed session's record.
-func SessionKey(id string) string { return service.SessionKey(id) }
+func SessionKey(actor, id string) string { return service.SessionKey(actor, id) }
 
 // Evidence is recorded when a node's claimed results differ from what every
 // honest validator computes.
@@ -98,7 +100,10 @@ type App struct {
 
 	// block in progress (FinalizeBlock .. Commit)
 	height  int64
+	timeMs  int64
 	results []TxResult
+
+	lastTime int64 // time of the last committed block, Unix ms (CheckTx reads it)
 
 	mu struct {
 		sync.RWMutex
@@ -231,10 +236,16 @@ func (a *App) ProcessProposal(context.Context, *abci.RequestProcessProposal) (*a
 	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
 }
 
-// CheckTx admits a batch to the mempool only if it decodes and every
-// signature in it (the L2 node's and every actor's, over the op chain)
-// verifies against the committed registry. The signatures are checked in
-// one batch and remembered, so FinalizeBlock does not check them again.
+// CheckTx admits a batch to the mempool only if it decodes, every bundle's
+// L2 node is registered and signed it, at least one bundle is not already
+// committed, no bundle's last op has expired, and every actor signature
+// verifies against the committed registry. It checks the cheap things
+// first: the node's signature covers the whole bundle, so a transaction
+// that no registered node signed costs one signature check, not one per op.
+// The actor signatures are checked in one batch and remembered, so
+// FinalizeBlock does not check them again. A refused transaction stays
+// refused: duet's nodes keep refused hashes in the mempool cache
+// (mempool.keep-invalid-txs-in-cache).
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	if req.Type == abci.CheckTxType_Recheck {
 		return &abci.ResponseCheckTx{Code: abci.CodeTypeOK}, nil // signatures do not change validity
@@ -249,20 +260,34 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	}
 	st, _ := a.Committed()
 	tx := service.NewTx(st)
-	var items []protocol.SigItem
-	var refs [][2]int // bundle, op (-1: the node's signature)
+	fresh := false
 	for i := range batch.Bundles {
 		b := &batch.Bundles[i]
 		node, code, msg := loadNode(tx, b)
 		if code != protocol.CodeOK {
 			return refuse(code, i, "%s", msg)
 		}
+		if !a.sigs.Verify(node.PublicKey, b.SigningBytes(), b.Signature) {
+			return refuse(protocol.CodeUnauthenticated, i, "bad node signature")
+		}
+		if exp := b.Ops[len(b.Ops)-1].Expires; exp < a.lastTime {
+			return refuse(protocol.CodeExpired, i, "the last op expired at %d, before the last block (%d)", exp, a.lastTime)
+		}
+		if _, ok := service.LookupSession(st, b.Actor, b.Session); !ok {
+			fresh = true
+		}
+	}
+	if !fresh {
+		return refuse(protocol.CodeAlreadyCommitted, 0, "every bundle of the batch is already committed")
+	}
+	var items []protocol.SigItem
+	var refs [][2]int // bundle, op
+	for i := range batch.Bundles {
+		b := &batch.Bundles[i]
 		actor, ok := service.LoadActor(tx, b.Actor)
 		if !ok {
 			return refuse(protocol.CodeUnauthenticated, i, "unknown actor %q", b.Actor)
 		}
-		items = append(items, protocol.SigItem{Key: node.PublicKey, Msg: b.SigningBytes(), Sig: b.Signature})
-		refs = append(refs, [2]int{i, -1})
 		prev := protocol.ZeroHash
 		for j := range b.Ops {
 			msg := b.OpSigningBytes(j, prev)
@@ -273,9 +298,6 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	}
 	for k, ok := range a.sigs.VerifyBatch(items) {
 		if !ok {
-			if refs[k][1] < 0 {
-				return refuse(protocol.CodeUnauthenticated, refs[k][0], "bad node signature")
-			}
 			return refuse(protocol.CodeUnauthenticated, refs[k][0], "op %d: bad signature", refs[k][1])
 		}
 	}
@@ -297,7 +319,7 @@ func loadNode(tx *service.Tx, b *protocol.Bundle) (service.Actor, protocol.Code,
 // FinalizeBlock judges every bundle of every transaction and applies the
 // accepted ones, in block order.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
-	a.height, a.results = req.Height, nil
+	a.height, a.timeMs, a.results = req.Height, req.Time.UnixMilli(), nil
 	blk := block{height: req.Height, timeMs: req.Time.UnixMilli(),
 		minTime: req.Time.Add(-a.cfg.MaxOpAge).UnixMilli(), maxTime: req.Time.Add(a.cfg.MaxFutureSkew).UnixMilli()}
 	results := make([]*abci.ExecTxResult, len(req.Txs))
@@ -361,10 +383,10 @@ func reject(code protocol.Code, format string, args ...any) verdict {
 // is accepted. A returned error is a storage failure, never a verdict.
 func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, error) {
 	st := treeStore{a.tree}
-	if _, ver, err := st.Get(SessionKey(b.Session)); err != nil {
+	if _, ver, err := st.Get(SessionKey(b.Actor, b.Session)); err != nil {
 		return verdict{}, err
 	} else if ver != 0 {
-		return reject(protocol.CodeAlreadyCommitted, "session %s was applied at height %d", b.Session, ver), nil
+		return reject(protocol.CodeAlreadyCommitted, "session %s of %s was applied at height %d", b.Session, b.Actor, ver), nil
 	}
 	tx := service.NewTx(st)
 	node, code, msg := loadNode(tx, b)
@@ -385,6 +407,9 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 		}
 		prevTime = t
 	}
+	if exp := b.Ops[len(b.Ops)-1].Expires; blk.timeMs > exp {
+		return reject(protocol.CodeExpired, "the last op expired at %d, before the block time %d", exp, blk.timeMs), nil
+	}
 	for _, r := range b.Reads {
 		_, ver, err := st.Get(r.Key)
 		if err != nil {
@@ -401,12 +426,13 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 	est := &errStore{Store: st}
 	tx = service.NewTx(est)
 	results := make([]protocol.Hash, len(b.Ops))
-	mismatch := -1
+	mismatch, failed := -1, -1
+	var failedResp service.Response
 	prev := protocol.ZeroHash
 	for i := range b.Ops {
 		op := &b.Ops[i]
 		sop := &service.Op{Session: b.Session, Seq: uint64(i), Actor: b.Actor, Method: op.Method, Path: op.Path,
-			Body: op.Body, Prev: prev, Signature: op.Signature, Time: op.Time}
+			Body: op.Body, Prev: prev, Signature: op.Signature, Time: op.Time, Expires: op.Expires}
 		prev = protocol.OpHash(sop.Bytes())
 		resp := a.reg.Apply(tx, sop)
 		if est.err != nil {
@@ -418,6 +444,9 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 		results[i] = resp.Hash()
 		if mismatch < 0 && results[i] != op.Result {
 			mismatch = i
+		}
+		if failed < 0 && !resp.OK() {
+			failed, failedResp = i, resp
 		}
 	}
 	digest := protocol.ResultsDigest(results)
@@ -437,36 +466,52 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 		return verdict{code: protocol.CodeResultMismatch, results: digest,
 			reason: fmt.Sprintf("op %d: claimed result %s, re-execution gives %s", mismatch, ev.Claimed, ev.Actual)}, nil
 	}
+	if failed >= 0 {
+		// An L2 node keeps only ops that succeeded. A failed op in a bundle
+		// is one its actor was told had failed: it must never take effect.
+		return verdict{code: protocol.CodeInvalidSession, results: digest,
+			reason: fmt.Sprintf("op %d failed with %d %s: a bundle holds only ops that succeeded", failed, failedResp.Status, truncate(failedResp.Body))}, nil
+	}
 	if err := a.applyWrites(tx.Writes(), blk.height); err != nil {
 		return verdict{}, err
 	}
 	rec := SessionRecord{Session: b.Session, Actor: b.Actor, Node: b.Node, Height: blk.height, TxHash: txHash,
-		Ops: len(b.Ops), Results: digest.String()}
-	if err := a.put(SessionKey(b.Session), service.MustJSON(rec), blk.height); err != nil {
+		Ops: len(b.Ops), LastOp: prev.String(), Results: digest.String()}
+	if err := a.put(SessionKey(b.Actor, b.Session), service.MustJSON(rec), blk.height); err != nil {
 		return verdict{}, err
 	}
 	return verdict{code: protocol.CodeOK, results: digest}, nil
 }
 
-// sessionShape checks that the ops form a session: start (seq 0) ... commit
-// (last), or a single direct-mode op that is neither. It returns "" if so.
+func truncate(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "..."
+	}
+	return string(b)
+}
+
+// sessionShape checks that the ops form a session, by service.Classify:
+// start (seq 0), steps, commit (last); or a single direct-mode op. It
+// returns "" if so.
 func sessionShape(b *protocol.Bundle) string {
-	first, last := &b.Ops[0], &b.Ops[len(b.Ops)-1]
-	isStart := first.Method == http.MethodPost && first.Path == service.PathSessions
-	if len(b.Ops) == 1 {
-		if isStart || strings.HasPrefix(first.Path, service.PathSessions+"/") {
-			return "a one-op session must be a direct-mode operation, not a session start, commit or abort"
+	kind := func(i int) service.OpKind {
+		return service.Classify(b.Session, uint64(i), b.Ops[i].Method, b.Ops[i].Path)
+	}
+	last := len(b.Ops) - 1
+	if last == 0 {
+		if kind(0) != service.KindDirect {
+			return "a one-op session must be a direct-mode operation, not session control"
 		}
 		return ""
 	}
-	if !isStart {
+	if kind(0) != service.KindStart {
 		return "op 0 is not a session start (POST " + service.PathSessions + ")"
 	}
-	if last.Method != http.MethodPost || last.Path != service.CommitPath(b.Session) {
+	if kind(last) != service.KindCommit {
 		return "last op is not the commit of session " + b.Session
 	}
-	for i := 1; i < len(b.Ops)-1; i++ {
-		if strings.HasPrefix(b.Ops[i].Path, service.PathSessions) {
+	for i := 1; i < last; i++ {
+		if kind(i) != service.KindStep {
 			return fmt.Sprintf("op %d: session control inside a session", i)
 		}
 	}
@@ -513,8 +558,9 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if a.height != 0 && version != a.height {
 		panic(fmt.Sprintf("ledger: committed version %d for height %d", version, a.height))
 	}
-	blk := Block{Height: version, Txs: a.results}
+	blk := Block{Height: version, Time: a.timeMs, Txs: a.results}
 	a.results = nil
+	a.lastTime = a.timeMs
 	if err := a.refreshCommitted(blk); err != nil {
 		return nil, err
 	}
@@ -524,7 +570,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 // Query answers, on the last committed state:
 //
 //	/store        Data = key: raw value, version in Info; Prove adds an ics23 proof
-//	/session/<id> the session's SessionRecord
+//	/session/<actor>/<id> the session's SessionRecord
 //	/evidence     every Evidence record (/evidence/<node> for one node)
 //	/app<path>    a GET route of the application, e.g. /app/v1/packages/PKG-1
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
@@ -555,7 +601,8 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 			return fail(404, "not found")
 		}
 	case strings.HasPrefix(req.Path, "/session/"):
-		v, _, err := st.Get(SessionKey(strings.TrimPrefix(req.Path, "/session/")))
+		actor, id, _ := strings.Cut(strings.TrimPrefix(req.Path, "/session/"), "/")
+		v, _, err := st.Get(SessionKey(actor, id))
 		if err != nil {
 			return fail(1, err.Error())
 		}
@@ -607,6 +654,6 @@ func prefixEnd(p []byte) []byte {
 }
 
 // LookupSession reads a committed session's record from st.
-func LookupSession(st service.Store, id string) (SessionRecord, bool) {
-	return service.LookupSession(st, id)
+func LookupSession(st service.Store, actor, id string) (SessionRecord, bool) {
+	return service.LookupSession(st, actor, id)
 }

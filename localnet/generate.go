@@ -25,7 +25,6 @@ import (
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/duet-bft/duet/chain"
-	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
 )
 
@@ -184,8 +183,6 @@ func generate(spec Spec) (*Network, error) {
 		p2pPort, rpcPort := spec.BasePort+10*i, spec.BasePort+10*i+1
 		conf.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p2pPort)
 		conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", rpcPort)
-		conf.Mempool.MaxTxBytes = protocol.MaxBatchBytes
-		conf.Mempool.MaxTxsBytes = 16 * protocol.MaxBatchBytes
 		confs[i] = conf
 		for _, d := range []string{conf.RootDir + "/config", conf.DBDir()} {
 			if err := os.MkdirAll(d, 0o700); err != nil {
@@ -246,11 +243,13 @@ func generate(spec Spec) (*Network, error) {
 	if spec.AppGenesis != nil {
 		app.App = spec.AppGenesis(app.Actors)
 	}
+	params := types.DefaultConsensusParams()
+	params.Block.MaxBytes = chain.MaxBlockBytes
 	gen := &types.GenesisDoc{
 		GenesisTime:     time.Now().UTC().Truncate(time.Millisecond),
 		ChainID:         spec.ChainID,
 		InitialHeight:   1,
-		ConsensusParams: types.DefaultConsensusParams(),
+		ConsensusParams: params,
 		Validators:      vals,
 		AppState:        service.MustJSON(app),
 	}

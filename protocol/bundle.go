@@ -63,6 +63,15 @@ const (
 	maxOpTime = 1 << 62 // bound on Op.Time and Op.Expires, so they fit a varint decoders accept
 )
 
+// MinOpSize is the encoded size of the smallest op a bundle can hold
+// (method PUT, path /, empty body), and MaxBatchSigs bounds the signatures
+// in one batch: one per op and one per bundle. A node's memory of verified
+// signatures is sized from it.
+const (
+	MinOpSize    = 1 + 3 + 1 + 1 + 1 + 1 + ed25519.SignatureSize + 1 + 1 + len(Hash{})
+	MaxBatchSigs = MaxBatchBytes/MinOpSize + MaxBundles
+)
+
 // Version tags of the encodings (the first byte). Version 2 of the batch
 // carries each op's signed expiry.
 const (

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/duet-bft/duet/protocol"
 )
@@ -80,12 +82,20 @@ type Route struct {
 // GenesisFunc loads an application's part of the genesis state.
 type GenesisFunc func(tx *Tx, appState json.RawMessage) error
 
+// StartFunc is an application's hook into every session start: it sees the
+// start body (a JSON object, empty if the body was) and may refuse the start
+// (an error, usually from Refuse) or name the state keys the session claims
+// (e.g. the package a workflow is about). It runs inside the start op, so L2
+// and L1 decide alike.
+type StartFunc func(tx *Tx, ctx *Context, start map[string]json.RawMessage) (claims []string, err error)
+
 // Registry is an application: its routes and its genesis loader. Build it
-// once at start-up; it is read-only afterwards and safe to share.
+// once at start-up; it is read-only afterwards and safe to share. The zero
+// Registry has no routes at all; NewRegistry adds the framework's.
 type Registry struct {
 	routes  []*Route
 	genesis GenesisFunc
-	reserve func(start map[string]json.RawMessage) []string
+	start   StartFunc
 	verify  func(pub ed25519.PublicKey, msg, sig []byte) bool
 }
 
@@ -101,7 +111,7 @@ func (r *Registry) WithVerifier(verify func(pub ed25519.PublicKey, msg, sig []by
 // NewRegistry returns a registry holding the framework's own routes: session
 // start, commit and abort, and the actor registry.
 func NewRegistry() *Registry {
-	r := &Registry{verify: protocol.Verify}
+	r := &Registry{}
 	registerFramework(r)
 	return r
 }
@@ -124,22 +134,20 @@ func (r *Registry) Handle(method, pattern string, roles []string, h Handler) {
 // Genesis sets the application's genesis loader.
 func (r *Registry) Genesis(f GenesisFunc) { r.genesis = f }
 
-// ReserveOnStart lets the application name the state keys a session start
-// body claims (e.g. the package a workflow is about), so an L2 node can
-// refuse a second session on them at once, before any step.
-func (r *Registry) ReserveOnStart(f func(start map[string]json.RawMessage) []string) { r.reserve = f }
+// OnStart sets the application's session-start hook. The keys it claims
+// are reserved on the L2 node for the session's life (see Tx.Claim), so a
+// second session on them gets 409 at once, before any step; the hook should
+// therefore claim only what exists and only for actors whose role may act
+// on it.
+func (r *Registry) OnStart(f StartFunc) { r.start = f }
 
-// StartKeys returns the keys a session start body claims (none if the
-// application names none or the body is not a JSON object).
-func (r *Registry) StartKeys(body []byte) []string {
-	if r.reserve == nil || len(bytes.TrimSpace(body)) == 0 {
-		return nil
+// Verify checks an Ed25519 signature the way Apply does (with the verifier
+// set by WithVerifier, if any).
+func (r *Registry) Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
+	if r.verify == nil {
+		return protocol.Verify(pub, msg, sig)
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
-		return nil
-	}
-	return r.reserve(m)
+	return r.verify(pub, msg, sig)
 }
 
 // Routes returns the registered routes in registration order.
@@ -206,12 +214,13 @@ type Op struct {
 	Body      []byte
 	Prev      protocol.Hash // hash of the session's previous op; zero for seq 0
 	Signature []byte        // actor's signature of Bytes()
-	Time      int64
+	Time      int64         // op time, Unix ms, assigned by L2
+	Expires   int64         // the expiry the actor signed, Unix ms
 }
 
 // Bytes returns what the actor signed: protocol.OpBytes of the op.
 func (op *Op) Bytes() []byte {
-	return protocol.OpBytes(op.Session, op.Seq, op.Prev, op.Method, op.Path, op.Body)
+	return protocol.OpBytes(op.Session, op.Seq, op.Prev, op.Method, op.Path, op.Body, op.Expires)
 }
 
 // Apply is the one apply path, shared by L2 (simulation) and L1
@@ -219,13 +228,24 @@ func (op *Op) Bytes() []byte {
 // state (Ed25519 over op.Bytes(), which names the previous op's hash),
 // route, check the role, run the handler, and keep its writes in tx only if
 // it succeeded. A failure is a Response, never a panic or an error: a store
-// error or a handler panic is a 500 INTERNAL, and nothing of the op is kept.
+// error or a handler panic is a 500 INTERNAL, an op that takes the session
+// over the Tx's limits is a 413 TOO_LARGE, and nothing of the op is kept.
 func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
 	defer func() {
 		if p := recover(); p != nil {
 			tx.fail(fmt.Errorf("handler panic: %v", p))
 		}
-		if tx.err != nil {
+		if tx.err == nil && resp.OK() && tx.limit != nil {
+			if err := tx.limit(tx, resp); errors.As(err, new(*Refusal)) {
+				resp = refusal(err)
+			} else if err != nil {
+				tx.fail(fmt.Errorf("%w: %v", ErrTooLarge, err))
+			}
+		}
+		switch {
+		case errors.Is(tx.err, ErrTooLarge):
+			resp = Error(http.StatusRequestEntityTooLarge, "TOO_LARGE", tx.err.Error())
+		case tx.err != nil:
 			resp = Error(http.StatusInternalServerError, "INTERNAL", tx.err.Error())
 		}
 		if resp.OK() {
@@ -234,11 +254,11 @@ func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
 			tx.drop()
 		}
 	}()
-	actor, ok := LoadActor(tx, op.Actor)
-	if !ok {
-		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", fmt.Sprintf("unknown actor %q", op.Actor))
+	actor, err := loadActor(tx, op.Actor)
+	if err != nil {
+		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", err.Error())
 	}
-	if !r.verify(actor.PublicKey, op.Bytes(), op.Signature) {
+	if !r.Verify(actor.PublicKey, op.Bytes(), op.Signature) {
 		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", "bad signature")
 	}
 	rt, params, found := r.Match(op.Method, op.Path)
@@ -252,24 +272,28 @@ func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
 		return Error(http.StatusForbidden, "PERMISSION_DENIED",
 			fmt.Sprintf("role %q may not %s %s (needs %s)", actor.Role, op.Method, rt.Pattern, strings.Join(rt.Roles, " or ")))
 	}
-	ctx := &Context{Actor: actor, Session: op.Session, Seq: op.Seq, Time: op.Time, verify: r.verify}
+	ctx := &Context{Actor: actor, Session: op.Session, Seq: op.Seq, Time: op.Time, verify: r.Verify}
 	req := &Request{Method: op.Method, Path: op.Path, Body: op.Body, params: params}
 	return rt.Handler(tx, ctx, req)
 }
 
 // Query runs a GET route on a throwaway view of st. It returns 404 for an
-// unknown path.
-func (r *Registry) Query(st Store, path string) Response {
+// unknown path, and 500 INTERNAL if the handler panics or a read fails.
+func (r *Registry) Query(st Store, path string) (resp Response) {
 	rt, params, _ := r.Match(http.MethodGet, path)
 	if rt == nil || rt.Method != http.MethodGet {
 		return Error(http.StatusNotFound, "NOT_FOUND", "no route GET "+path)
 	}
 	tx := NewTx(st)
-	resp := rt.Handler(tx, &Context{}, &Request{Method: http.MethodGet, Path: path, params: params})
-	if tx.err != nil {
-		return Error(http.StatusInternalServerError, "INTERNAL", tx.err.Error())
-	}
-	return resp
+	defer func() {
+		if p := recover(); p != nil {
+			tx.fail(fmt.Errorf("handler panic: %v", p))
+		}
+		if tx.err != nil {
+			resp = Error(http.StatusInternalServerError, "INTERNAL", tx.err.Error())
+		}
+	}()
+	return rt.Handler(tx, &Context{verify: r.Verify}, &Request{Method: http.MethodGet, Path: path, params: params})
 }
 
 // InitGenesis loads a genesis app state: {"actors":[...],"app":{...}}.
@@ -307,12 +331,14 @@ func (r *Registry) InitGenesis(tx *Tx, raw json.RawMessage) error {
 // Actor is a registered identity: who signs ops, for which organisation, in
 // which role. Roles are strings an application gives meaning to; the
 // framework knows RoleAdmin (manages actors) and RoleL2 (L2 nodes that sign
-// bundles).
+// bundles). A revoked actor's record stays, so history can name it, but it
+// can sign nothing more.
 type Actor struct {
 	ID        string `json:"id"`
 	Role      string `json:"role"`
 	Org       string `json:"org"`
 	PublicKey []byte `json:"public_key"`
+	Revoked   bool   `json:"revoked,omitempty"`
 }
 
 const (
@@ -327,10 +353,13 @@ func (a *Actor) Validate() error {
 		return protocol.ErrBadID
 	case !protocol.ValidID(a.Role):
 		return fmt.Errorf("role must be 1-64 characters of A-Za-z0-9._-")
-	case len(a.Org) == 0 || len(a.Org) > 128:
-		return fmt.Errorf("org must be 1-128 bytes")
+	case len(a.Org) == 0 || len(a.Org) > 128 || !utf8.ValidString(a.Org):
+		return fmt.Errorf("org must be 1-128 bytes of UTF-8")
 	case len(a.PublicKey) != ed25519.PublicKeySize:
 		return fmt.Errorf("public_key must be %d bytes (standard base64)", ed25519.PublicKeySize)
+	}
+	if err := ValidPublicKey(a.PublicKey); err != nil {
+		return fmt.Errorf("public_key: %w", err)
 	}
 	return nil
 }
@@ -339,14 +368,23 @@ func (a *Actor) Validate() error {
 func ActorKey(id string) string { return "actor/" + id }
 
 // LoadActor reads an actor record through tx (so it enters the read set).
+// A revoked actor is not found.
 func LoadActor(tx *Tx, id string) (Actor, bool) {
+	a, err := loadActor(tx, id)
+	return a, err == nil
+}
+
+func loadActor(tx *Tx, id string) (Actor, error) {
 	var a Actor
 	if !protocol.ValidID(id) {
-		return a, false
+		return a, fmt.Errorf("unknown actor %q", truncateID(id))
 	}
 	raw, ok := tx.Get(ActorKey(id))
 	if !ok || json.Unmarshal(raw, &a) != nil {
-		return Actor{}, false
+		return Actor{}, fmt.Errorf("unknown actor %q", id)
 	}
-	return a, true
+	if a.Revoked {
+		return Actor{}, fmt.Errorf("actor %q is revoked", id)
+	}
+	return a, nil
 }

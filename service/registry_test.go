@@ -476,6 +476,8 @@ func TestFrameworkRoutes(t *testing.T) {
 		"POST /v1/sessions/{id}/commit ",
 		"DELETE /v1/sessions/{id} ",
 		"POST /v1/actors admin",
+		"POST /v1/actors/{id}/key admin",
+		"DELETE /v1/actors/{id} admin",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("framework routes = %q, want %q", got, want)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -22,7 +23,9 @@ type Store interface {
 const ReservedPrefix = "ledger/"
 
 // SessionRecord is what the ledger keeps, under SessionKey, of each session
-// it applied. Handlers may read it, e.g. to show L1 references.
+// it applied. Handlers may read it, e.g. to show L1 references. LastOp (the
+// hash of the last op, which names the whole op chain) and Results (the
+// results digest) let an L2 node check that a record is its own session.
 type SessionRecord struct {
 	Session string `json:"session"`
 	Actor   string `json:"actor"`
@@ -30,15 +33,18 @@ type SessionRecord struct {
 	Height  int64  `json:"height"`
 	TxHash  string `json:"tx_hash"`
 	Ops     int    `json:"ops"`
+	LastOp  string `json:"last_op"`
 	Results string `json:"results"`
 }
 
-// SessionKey is the state key of a committed session's record.
-func SessionKey(id string) string { return ReservedPrefix + "session/" + id }
+// SessionKey is the state key of a committed session's record. Sessions are
+// keyed by actor and id: an id is the actor's own, and no one else can take
+// it.
+func SessionKey(actor, id string) string { return ReservedPrefix + "session/" + actor + "/" + id }
 
 // LookupSession reads a committed session's record from st.
-func LookupSession(st Store, id string) (SessionRecord, bool) {
-	raw, _, err := st.Get(SessionKey(id))
+func LookupSession(st Store, actor, id string) (SessionRecord, bool) {
+	raw, _, err := st.Get(SessionKey(actor, id))
 	if err != nil {
 		return SessionRecord{}, false
 	}
@@ -46,8 +52,8 @@ func LookupSession(st Store, id string) (SessionRecord, bool) {
 }
 
 // SessionOf reads a committed session's record through a handler's Tx.
-func SessionOf(tx *Tx, id string) (SessionRecord, bool) {
-	raw, _ := tx.Get(SessionKey(id))
+func SessionOf(tx *Tx, actor, id string) (SessionRecord, bool) {
+	raw, _ := tx.Get(SessionKey(actor, id))
 	return decodeSessionRecord(raw)
 }
 
@@ -61,6 +67,18 @@ func decodeSessionRecord(raw []byte) (SessionRecord, bool) {
 
 // ErrReserved is recorded when a handler writes to ReservedPrefix.
 var ErrReserved = errors.New("service: write to reserved key space")
+
+// ErrTooLarge is recorded when an op takes its session over a limit: the
+// read set over protocol.MaxReads entries, the keys and values it read and
+// wrote over MaxTxBytes, or a limit the caller set with Tx.Limit. Apply
+// answers such an op 413 TOO_LARGE and keeps nothing of it.
+var ErrTooLarge = errors.New("service: session too large")
+
+// MaxTxBytes bounds the bytes of keys and values one session reads and
+// writes (each key counted once per read and once per write): what an L2
+// node holds in memory for its overlay, and what one session may add to
+// the state.
+const MaxTxBytes = 4 << 20
 
 // KV is one entry of a write set.
 type KV struct {
@@ -84,10 +102,18 @@ type Tx struct {
 	base   Store
 	reads  map[string]readEntry // committed keys read by kept ops
 	writes map[string][]byte    // writes of kept ops
+	claims []string             // keys claimed by kept ops (Claim)
+	bytes  int                  // keys and values in reads and writes
+	readSz int                  // protocol.MaxReadSize of every key in reads
 
 	opReads  map[string]readEntry // reads of the op in progress
 	opWrites map[string][]byte    // writes of the op in progress
-	err      error                // first store or rule error of the op in progress
+	opClaims []string
+	opBytes  int
+	opReadSz int
+	err      error // first store or rule error of the op in progress
+
+	limit func(t *Tx, resp Response) error
 }
 
 // NewTx returns an empty session view over base.
@@ -95,8 +121,25 @@ func NewTx(base Store) *Tx {
 	return &Tx{base: base, reads: map[string]readEntry{}, writes: map[string][]byte{}}
 }
 
-// Get returns the value of key as this session sees it.
+// Limit sets a check that Apply makes before it keeps a successful op: a
+// non-nil error refuses the op (413 TOO_LARGE). An L2 node uses it to keep
+// each session within what L1 accepts (see ReadSetSize).
+func (t *Tx) Limit(f func(t *Tx, resp Response) error) { t.limit = f }
+
+// ReadSetSize returns the entries of the read set, and a bound on their
+// encoded size in a bundle (protocol.MaxReadSize of each key), counting the
+// reads of the op in progress.
+func (t *Tx) ReadSetSize() (n, size int) {
+	return len(t.reads) + len(t.opReads), t.readSz + t.opReadSz
+}
+
+// Get returns the value of key as this session sees it. A key that cannot
+// exist (empty, or longer than protocol.MaxKeyLen) is not found and not
+// recorded.
 func (t *Tx) Get(key string) ([]byte, bool) {
+	if key == "" || len(key) > protocol.MaxKeyLen {
+		return nil, false
+	}
 	if v, ok := t.opWrites[key]; ok {
 		return v, true
 	}
@@ -109,16 +152,54 @@ func (t *Tx) Get(key string) ([]byte, bool) {
 	if r, ok := t.opReads[key]; ok {
 		return r.value, r.value != nil
 	}
+	if len(t.reads)+len(t.opReads) >= protocol.MaxReads {
+		t.fail(fmt.Errorf("%w: a session may read at most %d keys", ErrTooLarge, protocol.MaxReads))
+		return nil, false
+	}
 	v, ver, err := t.base.Get(key)
 	if err != nil {
 		t.fail(fmt.Errorf("read %q: %w", key, err))
+		return nil, false
+	}
+	if !t.grow(len(key) + len(v)) {
 		return nil, false
 	}
 	if t.opReads == nil {
 		t.opReads = map[string]readEntry{}
 	}
 	t.opReads[key] = readEntry{value: v, version: ver}
+	t.opReadSz += protocol.MaxReadSize(key)
 	return v, v != nil
+}
+
+// grow counts n more bytes of the op in progress against MaxTxBytes.
+func (t *Tx) grow(n int) bool {
+	t.opBytes += n
+	if t.bytes+t.opBytes > MaxTxBytes {
+		t.fail(fmt.Errorf("%w: a session may read and write at most %d bytes of keys and values", ErrTooLarge, MaxTxBytes))
+		return false
+	}
+	return true
+}
+
+// Claim names keys the session claims without writing them (a session
+// start's hook does, see Registry.OnStart). An L2 node reserves them, like
+// the keys the session writes, until the session ends. Claims of an op that
+// fails are dropped with it.
+func (t *Tx) Claim(keys ...string) { t.opClaims = append(t.opClaims, keys...) }
+
+// Claims returns the keys the session's kept ops claimed, in order.
+func (t *Tx) Claims() []string { return t.claims }
+
+// OpKeys returns the keys the op in progress writes or claims, sorted and
+// unique: what an L2 node would reserve if it kept the op.
+func (t *Tx) OpKeys() []string {
+	out := append([]string(nil), t.opClaims...)
+	for k := range t.opWrites {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 // Put buffers a write of key. A nil value is stored as empty.
@@ -129,6 +210,12 @@ func (t *Tx) Put(key string, value []byte) {
 	}
 	if value == nil {
 		value = []byte{}
+	}
+	if old, ok := t.opWrites[key]; ok {
+		t.opBytes -= len(key) + len(old)
+	}
+	if !t.grow(len(key) + len(value)) {
+		return
 	}
 	if t.opWrites == nil {
 		t.opWrites = map[string][]byte{}
@@ -148,13 +235,20 @@ func (t *Tx) keep() {
 		t.reads[k] = r
 	}
 	for k, v := range t.opWrites {
+		if old, ok := t.writes[k]; ok {
+			t.bytes -= len(k) + len(old)
+		}
 		t.writes[k] = v
 	}
+	t.claims = append(t.claims, t.opClaims...)
+	t.bytes += t.opBytes
+	t.readSz += t.opReadSz
 	t.drop()
 }
 
 func (t *Tx) drop() {
-	t.opReads, t.opWrites, t.err = nil, nil, nil
+	t.opReads, t.opWrites, t.opClaims, t.err = nil, nil, nil, nil
+	t.opBytes, t.opReadSz = 0, 0
 }
 
 // Reads returns the session's read set sorted by key: every committed key a

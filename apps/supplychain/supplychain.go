@@ -14,10 +14,13 @@
 // validation or quality check is a result, not an error: it moves the
 // package to a terminal stage that blocks the later steps.
 //
+// A package's history is one state key per step (HistoryKey), appended
+// to, so a step costs the same however long the history is.
+//
 // Everything here is a deterministic service.Handler: state is read and
 // written only through the service.Tx, the time is the op's timestamp, and
-// identifiers (tracking numbers) are derived by hashing the session id and
-// the op's seq. The package knows nothing of sessions, bundles or HTTP
+// identifiers (tracking numbers) are derived by hashing the actor, the
+// session id and the op's seq. The package knows nothing of sessions, bundles or HTTP
 // servers; Register adds its routes to a service.Registry.
 package supplychain
 
@@ -76,6 +79,7 @@ const (
 	MaxItemNameLen    = 128           // bytes
 	MaxCourierNameLen = 128           // bytes
 	MaxNotesLen       = 4096          // bytes of QC notes
+	MaxHistoryQuery   = 1000          // history entries one GET returns (the latest)
 )
 
 // Route paths.
@@ -86,6 +90,9 @@ const (
 
 // PackageKey is the state key of a package record.
 func PackageKey(id string) string { return "pkg/" + id }
+
+// HistoryKey is the state key of entry n (from 0) of a package's history.
+func HistoryKey(id string, n int) string { return fmt.Sprintf("pkg/%s/history/%010d", id, n) }
 
 // CourierKey is the state key of a courier record.
 func CourierKey(id string) string { return "courier/" + id }
@@ -99,7 +106,8 @@ type Item struct {
 
 // Package is the state record of a package, stored as JSON under
 // PackageKey. Items are kept sorted by SKU. Validation, QC and Label are
-// set by their steps; History has one entry per successful step.
+// set by their steps. Each successful step appends one Event to the
+// package's history, stored apart under HistoryKey; HistoryLen counts them.
 type Package struct {
 	ID                string      `json:"id"`
 	Supplier          string      `json:"supplier"`
@@ -111,7 +119,7 @@ type Package struct {
 	Validation        *Validation `json:"validation,omitempty"`
 	QC                *QC         `json:"qc,omitempty"`
 	Label             *Label      `json:"label,omitempty"`
-	History           []Event     `json:"history"`
+	HistoryLen        int         `json:"history_len"`
 }
 
 // Event is one entry of a package's append-only history: which step, by
@@ -194,15 +202,34 @@ func Register(r *service.Registry) {
 	r.Handle(http.MethodGet, PathCouriers+"/{id}", nil, handle(getCourier))
 
 	r.Genesis(loadGenesis)
-	// A session started with {"package_id":"PKG-1"} holds PKG-1 from the
-	// start: a second session on it gets 409 before it does anything.
-	r.ReserveOnStart(func(start map[string]json.RawMessage) []string {
-		var id string
-		if json.Unmarshal(start["package_id"], &id) != nil || !protocol.ValidID(id) {
-			return nil
-		}
-		return []string{PackageKey(id)}
-	})
+	r.OnStart(startSession)
+}
+
+// startSession checks a session start. One started by an operator with
+// {"package_id":"PKG-1"} claims PKG-1 from the start: a second session on
+// it gets 409 before it does anything. Only an operator may claim a
+// package, and only one that exists, so no one can hold packages they may
+// not work on, or ids that are not packages yet.
+func startSession(tx *service.Tx, ctx *service.Context, start map[string]json.RawMessage) ([]string, error) {
+	raw, named := start["package_id"]
+	if !named {
+		return nil, nil
+	}
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil {
+		return nil, service.Refuse(http.StatusBadRequest, "INVALID_ARGUMENT", "package_id must be a string")
+	}
+	if !protocol.ValidID(id) {
+		return nil, service.Refuse(http.StatusBadRequest, "INVALID_ARGUMENT", "package_id %q: must be 1-64 characters of A-Za-z0-9._-", truncate(id))
+	}
+	if ctx.Actor.Role != RoleOperator {
+		return nil, service.Refuse(http.StatusForbidden, "PERMISSION_DENIED",
+			"role %q may not start a session on a package (needs %s)", ctx.Actor.Role, RoleOperator)
+	}
+	if _, exists := tx.Get(PackageKey(id)); !exists {
+		return nil, service.Refuse(http.StatusNotFound, "NOT_FOUND", "package %s not found", id)
+	}
+	return []string{PackageKey(id)}, nil
 }
 
 // ManifestBytes returns the bytes a supplier signs for a package manifest:
@@ -238,10 +265,11 @@ func ManifestBytes(pkgID, supplier, destination string, items []Item) []byte {
 }
 
 // TrackingNumber derives the tracking number of the label made by op seq
-// of session: "TRK-" and the upper-case hex of the first 6 bytes of
-// sha256("duet/tracking/v1\n<session>\n<seq>").
-func TrackingNumber(session string, seq uint64) string {
-	h := sha256.Sum256(strconv.AppendUint([]byte("duet/tracking/v1\n"+session+"\n"), seq, 10))
+// of actor's session: "TRK-" and the upper-case hex of the first 6 bytes of
+// sha256("duet/tracking/v2\n<actor>\n<session>\n<seq>"). Session ids are
+// the actor's own, so the actor is part of what makes it unique.
+func TrackingNumber(actor, session string, seq uint64) string {
+	h := sha256.Sum256(strconv.AppendUint([]byte("duet/tracking/v2\n"+actor+"\n"+session+"\n"), seq, 10))
 	return "TRK-" + strings.ToUpper(hex.EncodeToString(h[:6]))
 }
 
@@ -277,8 +305,9 @@ func precondition(format string, args ...any) error {
 type handlerFunc func(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error)
 
 // handle adapts f to a service.Handler: the one place where errors become
-// responses. An error that is not an *apiError is a broken invariant (a
-// stored record that does not decode) and maps to 500 INTERNAL.
+// responses. An error that is neither an *apiError nor a
+// *service.Refusal is a broken invariant (a stored record that does not
+// decode) and maps to 500 INTERNAL.
 func handle(f handlerFunc) service.Handler {
 	return func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
 		resp, err := f(tx, ctx, req)
@@ -287,6 +316,9 @@ func handle(f handlerFunc) service.Handler {
 		}
 		if e, ok := errors.AsType[*apiError](err); ok {
 			return service.Error(e.status, e.code, e.msg)
+		}
+		if e, ok := errors.AsType[*service.Refusal](err); ok {
+			return service.Error(e.Status, e.Code, e.Message)
 		}
 		return service.Error(http.StatusInternalServerError, "INTERNAL", err.Error())
 	}
@@ -402,7 +434,9 @@ func quoteList(ss []string) string {
 // record moves p to stage, appends the step to its history and writes it.
 func record(tx *service.Tx, ctx *service.Context, p *Package, step, stage string) {
 	p.Stage = stage
-	p.History = append(p.History, Event{Step: step, Actor: ctx.Actor.ID, Session: ctx.Session, Seq: ctx.Seq, Time: ctx.Time})
+	ev := Event{Step: step, Actor: ctx.Actor.ID, Session: ctx.Session, Seq: ctx.Seq, Time: ctx.Time}
+	tx.Put(HistoryKey(p.ID, p.HistoryLen), service.MustJSON(ev))
+	p.HistoryLen++
 	tx.Put(PackageKey(p.ID), service.MustJSON(p))
 }
 
@@ -634,7 +668,7 @@ func labelPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (s
 	if err != nil {
 		return service.Response{}, err
 	}
-	l := &Label{TrackingNumber: TrackingNumber(ctx.Session, ctx.Seq), CourierID: c.ID, Destination: p.Destination}
+	l := &Label{TrackingNumber: TrackingNumber(ctx.Actor.ID, ctx.Session, ctx.Seq), CourierID: c.ID, Destination: p.Destination}
 	p.Label = l
 	record(tx, ctx, p, StepLabel, StageLabeled)
 	return service.JSON(http.StatusOK, l), nil
@@ -693,7 +727,8 @@ func getHistory(tx *service.Tx, ctx *service.Context, req *service.Request) (ser
 	}
 	// "Committed history with L1 references": each step names the L1
 	// height and transaction that applied its session. A step whose session
-	// L1 has not applied (in the L2 view) has none.
+	// L1 has not applied (in the L2 view) has none. The latest
+	// MaxHistoryQuery entries are returned; From is the index of the first.
 	type l1Ref struct {
 		Height int64  `json:"height"`
 		TxHash string `json:"tx_hash"`
@@ -702,17 +737,28 @@ func getHistory(tx *service.Tx, ctx *service.Context, req *service.Request) (ser
 		Event
 		L1 *l1Ref `json:"l1,omitempty"`
 	}
-	out := make([]entry, len(p.History))
-	for i, ev := range p.History {
-		out[i].Event = ev
-		if rec, ok := service.SessionOf(tx, ev.Session); ok {
-			out[i].L1 = &l1Ref{Height: rec.Height, TxHash: rec.TxHash}
+	from := max(0, p.HistoryLen-MaxHistoryQuery)
+	out := make([]entry, 0, p.HistoryLen-from)
+	for n := from; n < p.HistoryLen; n++ {
+		raw, ok := tx.Get(HistoryKey(p.ID, n))
+		if !ok {
+			return service.Response{}, fmt.Errorf("package %s: history entry %d missing", p.ID, n)
 		}
+		var e entry
+		if err := json.Unmarshal(raw, &e.Event); err != nil {
+			return service.Response{}, fmt.Errorf("package %s: history entry %d: %w", p.ID, n, err)
+		}
+		if rec, ok := service.SessionOf(tx, e.Actor, e.Session); ok {
+			e.L1 = &l1Ref{Height: rec.Height, TxHash: rec.TxHash}
+		}
+		out = append(out, e)
 	}
 	return service.JSON(http.StatusOK, struct {
 		PackageID string  `json:"package_id"`
+		Total     int     `json:"total"`
+		From      int     `json:"from"`
 		History   []entry `json:"history"`
-	}{p.ID, out}), nil
+	}{p.ID, p.HistoryLen, from, out}), nil
 }
 
 func getCourier(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {

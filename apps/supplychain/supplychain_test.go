@@ -90,6 +90,10 @@ type session struct {
 	time int64 // time of the last op
 }
 
+// expires is the expiry every test op signs; Apply does not check it (L2
+// and L1 do, against their clocks).
+const expires = 4_000_000_000_000
+
 // open starts a session with a signed seq-0 op, as the framework does.
 func (w *world) open(id, actorID string) *session {
 	w.t.Helper()
@@ -110,7 +114,7 @@ func (w *world) on(tx *service.Tx, id, actorID string) *session {
 }
 
 func (s *session) do(method, path, body string) service.Response {
-	signed := protocol.OpBytes(s.id, s.seq, s.prev, method, path, []byte(body))
+	signed := protocol.OpBytes(s.id, s.seq, s.prev, method, path, []byte(body), expires)
 	return s.apply(method, path, body, signed, ed25519.Sign(s.a.key, signed))
 }
 
@@ -118,7 +122,7 @@ func (s *session) apply(method, path, body string, signed, sig []byte) service.R
 	s.w.now += 1000
 	s.time = s.w.now
 	op := &service.Op{Session: s.id, Seq: s.seq, Actor: s.a.id, Method: method, Path: path,
-		Body: []byte(body), Prev: s.prev, Signature: sig, Time: s.time}
+		Body: []byte(body), Prev: s.prev, Signature: sig, Time: s.time, Expires: expires}
 	resp := s.w.reg.Apply(s.tx, op)
 	s.seq++
 	s.prev = protocol.OpHash(signed)
@@ -264,8 +268,7 @@ func TestHappyPath(t *testing.T) {
 	createdAt := sup.time
 	wantBody(t, "create", resp, http.StatusCreated, fmt.Sprintf(`{"package":{"id":"PKG-1","supplier":"SUP-1","destination":"DC Jakarta",`+
 		`"items":[{"sku":"SKU-1","name":"Widget","qty":3},{"sku":"SKU-2","name":"Gadget","qty":1}],`+
-		`"manifest_signature":"%s","created_at":%d,"stage":"created",`+
-		`"history":[{"step":"create","actor":"SUP-1","session":"S-sup","seq":1,"time":%d}]}}`, sig, createdAt, createdAt))
+		`"manifest_signature":"%s","created_at":%d,"stage":"created","history_len":1}}`, sig, createdAt))
 	sup.commit()
 
 	op := w.open("S-op-1", "OP-1")
@@ -277,18 +280,19 @@ func TestHappyPath(t *testing.T) {
 		`{"passed":true,"notes":"seal intact","checks":{"photos":{"a":1,"b":2},"seal":"intact","weight_g":1200}}`)
 
 	labelSeq := op.seq
-	h := sha256.Sum256([]byte(fmt.Sprintf("duet/tracking/v1\nS-op-1\n%d", labelSeq)))
+	h := sha256.Sum256([]byte(fmt.Sprintf("duet/tracking/v2\nOP-1\nS-op-1\n%d", labelSeq)))
 	tracking := "TRK-" + strings.ToUpper(hex.EncodeToString(h[:6]))
 	wantBody(t, "label", op.step("PKG-1", "label", labelCR1), http.StatusOK,
 		fmt.Sprintf(`{"tracking_number":"%s","courier_id":"CR-1","destination":"DC Jakarta"}`, tracking))
-	if got := supplychain.TrackingNumber("S-op-1", labelSeq); got != tracking {
+	if got := supplychain.TrackingNumber("OP-1", "S-op-1", labelSeq); got != tracking {
 		t.Fatalf("got TrackingNumber %s, want %s", got, tracking)
 	}
 	if got, want := len(tracking), len("TRK-")+12; got != want {
 		t.Fatalf("got tracking number length %d, want %d", got, want)
 	}
 
-	if got, want := op.tx.WriteKeys(), []string{supplychain.PackageKey("PKG-1")}; !reflect.DeepEqual(got, want) {
+	if got, want := op.tx.WriteKeys(), []string{supplychain.PackageKey("PKG-1"), supplychain.HistoryKey("PKG-1", 1),
+		supplychain.HistoryKey("PKG-1", 2), supplychain.HistoryKey("PKG-1", 3), supplychain.HistoryKey("PKG-1", 4)}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("got operator session writes %v, want %v", got, want)
 	}
 	op.commit()
@@ -321,11 +325,11 @@ func TestHappyPath(t *testing.T) {
 		{Step: "qc", Actor: "OP-1", Session: "S-op-1", Seq: 3, Time: createdAt + 5000},
 		{Step: "label", Actor: "OP-1", Session: "S-op-1", Seq: 4, Time: createdAt + 6000},
 	}
-	if !reflect.DeepEqual(p.History, wantHistory) {
-		t.Fatalf("got history %+v, want %+v", p.History, wantHistory)
+	if p.HistoryLen != len(wantHistory) {
+		t.Fatalf("got history_len %d, want %d", p.HistoryLen, len(wantHistory))
 	}
 	wantBody(t, "history", w.query("/v1/packages/PKG-1/history"), http.StatusOK,
-		`{"package_id":"PKG-1","history":`+string(service.MustJSON(wantHistory))+`}`)
+		`{"package_id":"PKG-1","total":5,"from":0,"history":`+string(service.MustJSON(wantHistory))+`}`)
 	wantBody(t, "get courier", w.query("/v1/couriers/CR-1"), http.StatusOK,
 		`{"courier":{"id":"CR-1","name":"Kurir Cepat","actor_id":"CR-1"}}`)
 }
@@ -717,7 +721,7 @@ func TestFailedOpLeavesTxUnchanged(t *testing.T) {
 	sup := w.on(s.tx, "S-sup-x", "SUP-1")
 	adm := w.on(s.tx, "S-adm-x", "ADM-1")
 	forged := func(s *session, path, body string) service.Response {
-		signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(body))
+		signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(body), expires)
 		return s.apply(http.MethodPost, path, body, signed, ed25519.Sign(w.actors["SUP-2"].key, signed))
 	}
 	cases := []struct {
@@ -764,24 +768,24 @@ func TestForgedSignature(t *testing.T) {
 		sign func(w *world, s *session) (signed, sig []byte)
 	}{
 		{"signed by another actor's key", func(w *world, s *session) ([]byte, []byte) {
-			signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody))
+			signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody), expires)
 			return signed, ed25519.Sign(w.actors["SUP-1"].key, signed)
 		}},
 		{"body changed after signing", func(w *world, s *session) ([]byte, []byte) {
-			signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody))
-			orig := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(` {}`))
+			signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody), expires)
+			orig := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(` {}`), expires)
 			return signed, ed25519.Sign(s.a.key, orig)
 		}},
 		{"signed for another seq", func(w *world, s *session) ([]byte, []byte) {
-			signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody))
-			return signed, ed25519.Sign(s.a.key, protocol.OpBytes(s.id, s.seq+1, s.prev, http.MethodPost, path, []byte(scanBody)))
+			signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody), expires)
+			return signed, ed25519.Sign(s.a.key, protocol.OpBytes(s.id, s.seq+1, s.prev, http.MethodPost, path, []byte(scanBody), expires))
 		}},
 		{"signed for another path", func(w *world, s *session) ([]byte, []byte) {
-			signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody))
-			return signed, ed25519.Sign(s.a.key, protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, "/v1/packages/PKG-2/scan", []byte(scanBody)))
+			signed := protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody), expires)
+			return signed, ed25519.Sign(s.a.key, protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, "/v1/packages/PKG-2/scan", []byte(scanBody), expires))
 		}},
 		{"zero signature", func(w *world, s *session) ([]byte, []byte) {
-			return protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody)), make([]byte, ed25519.SignatureSize)
+			return protocol.OpBytes(s.id, s.seq, s.prev, http.MethodPost, path, []byte(scanBody), expires), make([]byte, ed25519.SignatureSize)
 		}},
 	}
 	for _, tc := range cases {
@@ -913,11 +917,22 @@ func TestQueries(t *testing.T) {
 	}
 }
 
+// deepChecks is a QC body whose checks nest n objects deep.
+func deepChecks(n int) string {
+	return `{"passed":true,"checks":` + strings.Repeat(`{"a":`, n) + `1` + strings.Repeat(`}`, n) + `}`
+}
+
 // FuzzStep applies arbitrary bodies to every mutating route: a handler must
-// never panic, and a rejected op must leave the session untouched.
+// never panic, and a rejected op must leave the session untouched. And
+// whatever a handler accepts, every handler and query can read back: once
+// an accepted op is committed, the package, its history and the courier
+// queries answer without a server error, and so does every later step.
 func FuzzStep(f *testing.F) {
-	for i, body := range []string{scanBody, validateOK, validateBad, qcPass, qcFail, labelCR1, `{"id":"CR-2","name":"x"}`, `{`, ``, `null`, `{"checks":{"a":[1,{"b":null}]},"passed":true}`} {
+	for i, body := range []string{scanBody, validateOK, validateBad, qcPass, qcFail, labelCR1, `{"id":"CR-2","name":"x"}`, `{`, ``, `null`,
+		`{"checks":{"a":[1,{"b":null}]},"passed":true}`, deepChecks(31), deepChecks(9999), "{\"passed\":true,\"notes\":\"\xff\"}",
+		`{"passed":true,"notes":"\ud800"}`} {
 		f.Add(uint8(i), []byte(body))
+		f.Add(uint8(i+16), []byte(body))
 	}
 	paths := []string{
 		supplychain.PathPackages,
@@ -944,5 +959,115 @@ func FuzzStep(f *testing.F) {
 		if !resp.OK() && !reflect.DeepEqual(s.tx.Writes(), before) {
 			t.Fatalf("got writes changed by a rejected op (%d %s)", resp.Status, resp.Body)
 		}
+		if !resp.OK() {
+			return
+		}
+		w.commit(s.tx)
+		for _, q := range []string{"/v1/packages/PKG-1", "/v1/packages/PKG-1/history", "/v1/couriers/CR-1", "/v1/couriers/CR-2"} {
+			if r := w.query(q); r.Status >= 500 || !json.Valid(r.Body) {
+				t.Fatalf("after %s %q was accepted: GET %s = %d %s", path, body, q, r.Status, r.Body)
+			}
+		}
+		later := w.open("S-later", "OP-1")
+		for _, st := range []stepOp{{"scan", scanBody}, {"validate", validateOK}, {"qc", qcPass}, {"label", labelCR1}} {
+			if r := later.step("PKG-1", st.step, st.body); r.Status >= 500 {
+				t.Fatalf("after %s %q was accepted: %s = %d %s", path, body, st.step, r.Status, r.Body)
+			}
+		}
 	})
+}
+
+// TestNestingAndEncoding reproduces a package bricked by one QC body:
+// checks nested 9,999 deep were accepted, and the stored package then
+// exceeded encoding/json's depth limit on every read. And invalid UTF-8
+// was stored as U+FFFD, so the stored text differed from the signed body.
+// Both are refused at the door now, and a body within the limits reads
+// back.
+func TestNestingAndEncoding(t *testing.T) {
+	w := newWorld(t)
+	s := w.operatorAt("PKG-1", supplychain.StageValidated)
+	wantResp(t, "deep checks", s.step("PKG-1", "qc", deepChecks(9999)), http.StatusBadRequest, "MALFORMED", "deeper than")
+	wantResp(t, "invalid UTF-8", s.step("PKG-1", "qc", "{\"passed\":true,\"notes\":\"\xff\"}"), http.StatusBadRequest, "MALFORMED", "UTF-8")
+	wantResp(t, "lone surrogate", s.step("PKG-1", "qc", `{"passed":true,"notes":"\ud800"}`), http.StatusBadRequest, "MALFORMED", "")
+	wantResp(t, "deepest allowed", s.step("PKG-1", "qc", deepChecks(service.MaxJSONDepth-1)), http.StatusOK, "", "")
+	s.commit()
+	for _, q := range []string{"/v1/packages/PKG-1", "/v1/packages/PKG-1/history"} {
+		wantResp(t, q, w.query(q), http.StatusOK, "", "")
+	}
+	later := w.open("S-later", "OP-1")
+	wantResp(t, "label", later.step("PKG-1", "label", labelCR1), http.StatusOK, "", "")
+}
+
+// TestStartClaims: a session start claims a package only for an operator
+// and only if it exists, so no one can hold packages they may not work on,
+// or ids that are not packages yet.
+func TestStartClaims(t *testing.T) {
+	w := newWorld(t)
+	w.createPackage("PKG-1")
+	tests := []struct {
+		actor, body string
+		status      int
+		code        string
+		claims      []string
+	}{
+		{"OP-1", `{"package_id":"PKG-1"}`, http.StatusCreated, "", []string{supplychain.PackageKey("PKG-1")}},
+		{"OP-1", `{}`, http.StatusCreated, "", nil},
+		{"OP-1", ``, http.StatusCreated, "", nil},
+		{"AUD-1", `{"purpose":"audit"}`, http.StatusCreated, "", nil},
+		{"AUD-1", `{"package_id":"PKG-1"}`, http.StatusForbidden, "PERMISSION_DENIED", nil},
+		{"CR-1", `{"package_id":"PKG-1"}`, http.StatusForbidden, "PERMISSION_DENIED", nil},
+		{"OP-1", `{"package_id":"PKG-404"}`, http.StatusNotFound, "NOT_FOUND", nil},
+		{"OP-1", `{"package_id":"no spaces"}`, http.StatusBadRequest, "INVALID_ARGUMENT", nil},
+		{"OP-1", `{"package_id":7}`, http.StatusBadRequest, "INVALID_ARGUMENT", nil},
+	}
+	for i, tt := range tests {
+		s := w.on(service.NewTx(w.st), fmt.Sprintf("S-%d", i), tt.actor)
+		wantResp(t, tt.actor+" "+tt.body, s.do(http.MethodPost, service.PathSessions, tt.body), tt.status, tt.code, "")
+		if got := s.tx.Claims(); !reflect.DeepEqual(got, tt.claims) {
+			t.Errorf("%s %s: claims %v, want %v", tt.actor, tt.body, got, tt.claims)
+		}
+	}
+}
+
+// TestHistoryAppends: each step writes the package record and one history
+// entry, so its cost does not grow with the history (a package with
+// thousands of scans cost O(history) per op when the history was part of
+// the record). The history query returns the latest entries.
+func TestHistoryAppends(t *testing.T) {
+	w := newWorld(t)
+	w.createPackage("PKG-1")
+	var sizes []int
+	s := w.open("S-scans", "OP-1")
+	for i := range supplychain.MaxHistoryQuery + 5 {
+		before := len(s.tx.Writes())
+		wantResp(t, "scan", s.step("PKG-1", "scan", scanBody), http.StatusOK, "", "")
+		if i%250 != 0 { // the first scan of a session also writes the record into it
+			if got := len(s.tx.Writes()) - before; got != 1 {
+				t.Fatalf("scan %d added %d written keys, want 1 (its history entry)", i, got)
+			}
+		}
+		sizes = append(sizes, len(service.MustJSON(w.pkg(s.tx, "PKG-1"))))
+		if i%250 == 249 {
+			s.commit()
+			s = w.open(fmt.Sprintf("S-scans-%d", i), "OP-1")
+		}
+	}
+	s.commit()
+	if first, last := sizes[1], sizes[len(sizes)-1]; last > first+8 {
+		t.Errorf("package record grew from %d to %d bytes over %d scans", first, last, len(sizes))
+	}
+	var h struct {
+		Total, From int
+		History     []supplychain.Event
+	}
+	resp := w.query("/v1/packages/PKG-1/history")
+	if err := json.Unmarshal(resp.Body, &h); err != nil {
+		t.Fatal(err)
+	}
+	total := supplychain.MaxHistoryQuery + 6 // create and the scans
+	if h.Total != total || h.From != total-supplychain.MaxHistoryQuery || len(h.History) != supplychain.MaxHistoryQuery ||
+		h.History[len(h.History)-1].Step != "scan" {
+		t.Errorf("history: total %d from %d, %d entries; want total %d from %d, %d entries", h.Total, h.From, len(h.History),
+			total, total-supplychain.MaxHistoryQuery, supplychain.MaxHistoryQuery)
+	}
 }
