@@ -27,9 +27,9 @@ func txHash(tx []byte) string {
 	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
-func (h *harness) sessionRecord(id string) (ledger.SessionRecord, bool) {
+func (h *harness) sessionRecord(actor, id string) (ledger.SessionRecord, bool) {
 	h.t.Helper()
-	res := h.query("/session/"+id, nil, false)
+	res := h.query("/session/"+actor+"/"+id, nil, false)
 	if res.Code == 404 {
 		return ledger.SessionRecord{}, false
 	}
@@ -97,30 +97,30 @@ func TestHappyPath(t *testing.T) {
 	if p.Stage != supplychain.StageLabeled {
 		t.Fatalf("got stage %q, want %q", p.Stage, supplychain.StageLabeled)
 	}
-	if want := (&supplychain.Label{TrackingNumber: supplychain.TrackingNumber("S-1", 4), CourierID: "CR-1", Destination: defaultDest}); !reflect.DeepEqual(p.Label, want) {
+	if want := (&supplychain.Label{TrackingNumber: supplychain.TrackingNumber("OP-1", "S-1", 4), CourierID: "CR-1", Destination: defaultDest}); !reflect.DeepEqual(p.Label, want) {
 		t.Fatalf("got label %+v, want %+v", p.Label, want)
 	}
 	var steps []string
-	for _, e := range p.History {
+	for _, e := range h.history("PKG-1") {
 		steps = append(steps, e.Step+"@"+e.Session)
 	}
 	if got, want := strings.Join(steps, " "), "create@new-PKG-1 scan@S-1 validate@S-1 qc@S-1 label@S-1"; got != want {
 		t.Fatalf("got history %s, want %s", got, want)
 	}
 
-	rec, ok := h.sessionRecord("S-1")
+	rec, ok := h.sessionRecord("OP-1", "S-1")
 	if !ok {
 		t.Fatal("/session/S-1: not found")
 	}
 	want := ledger.SessionRecord{Session: "S-1", Actor: "OP-1", Node: "L2-1", Height: h.height, TxHash: txHash(tx),
-		Ops: 6, Results: digest.String()}
+		Ops: 6, LastOp: lastOpHash(&b).String(), Results: digest.String()}
 	if rec != want {
 		t.Fatalf("got session record %+v, want %+v", rec, want)
 	}
-	if rec, _ := h.sessionRecord("new-PKG-1"); rec.Height != createdAt {
+	if rec, _ := h.sessionRecord("SUP-1", "new-PKG-1"); rec.Height != createdAt {
 		t.Fatalf("got create session height %d, want %d", rec.Height, createdAt)
 	}
-	if _, ok := h.sessionRecord("S-404"); ok {
+	if _, ok := h.sessionRecord("OP-1", "S-404"); ok {
 		t.Fatal("/session/S-404: found, want 404")
 	}
 
@@ -195,7 +195,7 @@ func TestResultMismatch(t *testing.T) {
 			if got, _ := h.pkg("PKG-1"); !reflect.DeepEqual(got, before) {
 				t.Fatalf("got package %+v after a rejected session, want %+v", got, before)
 			}
-			if _, ok := h.sessionRecord("S-1"); ok {
+			if _, ok := h.sessionRecord("OP-1", "S-1"); ok {
 				t.Fatal("/session/S-1: found after RESULT_MISMATCH, want 404")
 			}
 			want := []ledger.Evidence{{Node: "L2-1", Session: "S-1", Height: h.height, TxHash: txHash(tx), Seq: seq,
@@ -302,12 +302,12 @@ func TestConflict(t *testing.T) {
 			if p.Stage != supplychain.StageLabeled {
 				t.Fatalf("got stage %q, want %q", p.Stage, supplychain.StageLabeled)
 			}
-			for _, e := range p.History[1:] {
+			for _, e := range h.history("PKG-1")[1:] {
 				if e.Session != "S-A" || e.Actor != "OP-1" {
 					t.Fatalf("got history event %+v, want only session S-A by OP-1", e)
 				}
 			}
-			if _, ok := h.sessionRecord("S-B"); ok {
+			if _, ok := h.sessionRecord("OP-1", "S-B"); ok {
 				t.Fatal("/session/S-B: found after CONFLICT, want 404")
 			}
 			if got := h.evidence("/evidence"); len(got) != 0 {
@@ -364,7 +364,7 @@ func TestAlreadyCommitted(t *testing.T) {
 			}
 		})
 	}
-	if rec, _ := h.sessionRecord("S-1"); rec.TxHash != txHash(txA) {
+	if rec, _ := h.sessionRecord("OP-1", "S-1"); rec.TxHash != txHash(txA) {
 		t.Fatalf("got session record %+v, want the first submission's tx %s", rec, txHash(txA))
 	}
 
@@ -374,8 +374,8 @@ func TestAlreadyCommitted(t *testing.T) {
 		if want := []protocol.Code{protocol.CodeOK, protocol.CodeAlreadyCommitted}; !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
-		if p, _ := h.pkg("PKG-2"); len(p.History) != 5 {
-			t.Fatalf("got %d history events, want 5 (applied once)", len(p.History))
+		if n := len(h.history("PKG-2")); n != 5 {
+			t.Fatalf("got %d history events, want 5 (applied once)", n)
 		}
 	})
 }
@@ -561,17 +561,18 @@ func TestTimeBounds(t *testing.T) {
 			h.created("PKG-1")
 			bt := h.blockTime.Add(time.Hour)
 			at := func(i int) int64 { return bt.UnixMilli() + tc.times[i] }
+			exp := bt.UnixMilli() + ms(365*age) // expiry is TestExpiry's
 			var b protocol.Bundle
 			if len(tc.times) == 1 {
 				s := h.session("new-PKG-2", sup1)
-				s.doAt(at(0), http.MethodPost, supplychain.PathPackages, createBody(sup1, "PKG-2", defaultDest, defaultItems))
+				s.doExp(at(0), exp, http.MethodPost, supplychain.PathPackages, createBody(sup1, "PKG-2", defaultDest, defaultItems))
 				b = s.bundle(node1)
 			} else {
 				s := h.session("S-1", op1)
-				s.doAt(at(0), http.MethodPost, service.PathSessions, `{}`)
-				s.doAt(at(1), http.MethodPost, "/v1/packages/PKG-1/scan", scanBody)
-				s.doAt(at(2), http.MethodPost, "/v1/packages/PKG-1/validate", validateOK)
-				s.doAt(at(3), http.MethodPost, service.CommitPath("S-1"), `{}`)
+				s.doExp(at(0), exp, http.MethodPost, service.PathSessions, `{}`)
+				s.doExp(at(1), exp, http.MethodPost, "/v1/packages/PKG-1/scan", scanBody)
+				s.doExp(at(2), exp, http.MethodPost, "/v1/packages/PKG-1/validate", validateOK)
+				s.doExp(at(3), exp, http.MethodPost, service.CommitPath("S-1"), `{}`)
 				b = s.bundle(node1)
 			}
 			if got, want := len(b.Ops), len(tc.times); got != want {
@@ -908,11 +909,12 @@ func TestQuery(t *testing.T) {
 		{"/nope", "", false, 400},
 		{"", "", false, 400},
 		{"/session/", "", false, 404},
-		{"/session/new-PKG-1", "", false, 0},
+		{"/session/SUP-1/new-PKG-1", "", false, 0},
+		{"/session/OP-1/new-PKG-1", "", false, 404},
 		{"/store", "", false, 404},
 		{"/store", "", true, 404},
 		{"/store", "actor/OP-1", true, 0},
-		{"/store", "ledger/session/new-PKG-1", false, 0},
+		{"/store", "ledger/session/SUP-1/new-PKG-1", false, 0},
 		{"/app/v1/packages/PKG-1", "", false, 0},
 		{"/app/v1/packages/PKG-1/history", "", false, 0},
 		{"/app/v1/packages/NOPE", "", false, 404},

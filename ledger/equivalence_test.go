@@ -39,7 +39,7 @@ func kvs(m servicetest.Store, exclude string) []service.KV {
 type planOp struct {
 	method, path, body string
 	sig                []byte
-	time               int64
+	time, expires      int64
 }
 
 // plan is one session of the workflow, with what the direct run gave.
@@ -79,12 +79,13 @@ func (d *direct) op(method, path, body string) service.Response {
 	d.t.Helper()
 	d.clock += 1 + d.rng.Int64N(500)
 	s := d.sess
-	sig := ed25519.Sign(d.cur.who.key, protocol.OpBytes(s.ID, s.Seq(), s.Prev(), method, path, []byte(body)))
-	resp, _, err := s.Step(d.reg, s.Seq(), method, path, []byte(body), sig, d.clock)
+	exp := d.clock + opLifetime
+	sig := ed25519.Sign(d.cur.who.key, protocol.OpBytes(s.ID, s.Seq(), s.Prev(), method, path, []byte(body), exp))
+	resp, _, err := s.Step(d.reg, s.Seq(), protocol.Op{Method: method, Path: path, Body: []byte(body), Signature: sig, Time: d.clock, Expires: exp})
 	if err != nil {
 		d.t.Fatalf("session %s: %v", s.ID, err)
 	}
-	d.cur.ops = append(d.cur.ops, planOp{method, path, body, sig, d.clock})
+	d.cur.ops = append(d.cur.ops, planOp{method, path, body, sig, d.clock, exp})
 	d.cur.resps = append(d.cur.resps, resp)
 	return resp
 }
@@ -272,7 +273,8 @@ func equivalence(t *testing.T, seed uint64) {
 		for _, p := range blk {
 			s := buffer.NewSession(p.id, p.who.id, st)
 			for k, op := range p.ops {
-				resp, _, err := s.Step(h.reg, s.Seq(), op.method, op.path, []byte(op.body), op.sig, op.time)
+				resp, _, err := s.Step(h.reg, s.Seq(), protocol.Op{Method: op.method, Path: op.path, Body: []byte(op.body),
+					Signature: op.sig, Time: op.time, Expires: op.expires})
 				if err != nil {
 					t.Fatalf("seed %d: session %s op %d: %v", seed, p.id, k, err)
 				}

@@ -230,6 +230,17 @@ func (h *harness) pkg(id string) (p supplychain.Package, ok bool) {
 }
 
 // stage returns the committed stage of package id, "" if there is none.
+// history returns a package's committed history, through its query.
+func (h *harness) history(id string) []supplychain.Event {
+	h.t.Helper()
+	res := h.query("/app/v1/packages/"+id+"/history", nil, false)
+	var out struct{ History []supplychain.Event }
+	if res.Code != 0 || json.Unmarshal(res.Value, &out) != nil {
+		h.t.Fatalf("history of %s: code %d %s", id, res.Code, res.Value)
+	}
+	return out.History
+}
+
 func (h *harness) stage(id string) string {
 	h.t.Helper()
 	p, _ := h.pkg(id)
@@ -283,6 +294,9 @@ func (h *harness) session(id string, a actor) *session {
 	return &session{h: h, s: buffer.NewSession(id, a.id, st), a: a}
 }
 
+// opLifetime is how long after its time each test op expires.
+const opLifetime = 10 * 60 * 1000
+
 // do signs the next op and steps it at the harness clock.
 func (s *session) do(method, path, body string) service.Response {
 	return s.doAt(s.h.now(), method, path, body)
@@ -290,8 +304,14 @@ func (s *session) do(method, path, body string) service.Response {
 
 func (s *session) doAt(ms int64, method, path, body string) service.Response {
 	s.h.t.Helper()
-	sig := ed25519.Sign(s.a.key, protocol.OpBytes(s.s.ID, s.s.Seq(), s.s.Prev(), method, path, []byte(body)))
-	resp, _, err := s.s.Step(s.h.reg, s.s.Seq(), method, path, []byte(body), sig, ms)
+	return s.doExp(ms, ms+opLifetime, method, path, body)
+}
+
+// doExp signs the next op with expiry exp and steps it at ms.
+func (s *session) doExp(ms, exp int64, method, path, body string) service.Response {
+	s.h.t.Helper()
+	sig := ed25519.Sign(s.a.key, protocol.OpBytes(s.s.ID, s.s.Seq(), s.s.Prev(), method, path, []byte(body), exp))
+	resp, _, err := s.s.Step(s.h.reg, s.s.Seq(), protocol.Op{Method: method, Path: path, Body: []byte(body), Signature: sig, Time: ms, Expires: exp})
 	if err != nil {
 		s.h.t.Fatalf("step %s %s: %v", method, path, err)
 	}
@@ -429,9 +449,9 @@ func lastOpHash(b *protocol.Bundle) protocol.Hash {
 // appendOp appends an op signed by a to b, with claimed result, and
 // re-signs b by node. It builds what buffer.Session would refuse to keep.
 func appendOp(b protocol.Bundle, a, node actor, method, path, body string, ms int64, result protocol.Hash) protocol.Bundle {
-	msg := protocol.OpBytes(b.Session, uint64(len(b.Ops)), lastOpHash(&b), method, path, []byte(body))
+	msg := protocol.OpBytes(b.Session, uint64(len(b.Ops)), lastOpHash(&b), method, path, []byte(body), ms+opLifetime)
 	b.Ops = append(append([]protocol.Op(nil), b.Ops...), protocol.Op{Method: method, Path: path, Body: []byte(body),
-		Signature: ed25519.Sign(a.key, msg), Time: ms, Result: result})
+		Signature: ed25519.Sign(a.key, msg), Time: ms, Expires: ms + opLifetime, Result: result})
 	b.Sign(node.key)
 	return b
 }
