@@ -760,11 +760,13 @@ func (b *Buffer) flush() {
 		b.mu.Lock()
 		batch, bundles := b.takeLocked()
 		b.obs.QueueDepth(len(b.queue))
-		b.mu.Unlock()
 		if len(batch) == 0 {
+			b.mu.Unlock()
 			return
 		}
-		if err := b.submit(batch, bundles); err != nil {
+		tx, hash := b.inflightLocked(batch, bundles)
+		b.mu.Unlock()
+		if err := b.submit(batch, bundles, tx, hash); err != nil {
 			b.log.Warn("submit failed; requeued", "bundles", len(batch), "err", err)
 			select {
 			case <-b.stop:
@@ -809,20 +811,26 @@ type RejectedError interface {
 	Rejected() (code uint32, log string)
 }
 
-// submit sends one batch. A transient failure requeues it and is returned;
-// a batch L1 refuses is split, so one bad bundle cannot hold back others,
-// and a refused single bundle rejects its session with L1's reason.
-func (b *Buffer) submit(batch []*state, bundles []protocol.Bundle) error {
-	tx := protocol.EncodeBatch(&protocol.Batch{Bundles: bundles})
+// inflightLocked encodes a batch taken off the queue and records it as in
+// flight, in the same critical section, so its sessions are always either
+// queued or in flight (PendingView, lagLocked and expireLocked see them).
+func (b *Buffer) inflightLocked(batch []*state, bundles []protocol.Bundle) (tx []byte, hash string) {
+	tx = protocol.EncodeBatch(&protocol.Batch{Bundles: bundles})
 	sum := sha256.Sum256(tx)
-	hash := strings.ToUpper(hex.EncodeToString(sum[:]))
-	b.mu.Lock()
+	hash = strings.ToUpper(hex.EncodeToString(sum[:]))
 	now := b.cfg.Now()
 	for _, s := range batch {
 		s.submitted = now
 	}
 	b.inflight[hash] = batch
-	b.mu.Unlock()
+	return tx, hash
+}
+
+// submit sends one batch, in flight as tx with hash. A transient failure
+// requeues it and is returned; a batch L1 refuses is split, so one bad
+// bundle cannot hold back others, and a refused single bundle rejects its
+// session with L1's reason.
+func (b *Buffer) submit(batch []*state, bundles []protocol.Bundle, tx []byte, hash string) error {
 	b.obs.Batch(len(batch))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -850,7 +858,14 @@ func (b *Buffer) submit(batch []*state, bundles []protocol.Bundle) error {
 	}
 	b.mu.Unlock()
 	for k, s := range batch {
-		if err := b.submit([]*state{s}, bundles[k:k+1]); err != nil {
+		b.mu.Lock()
+		if s.final != nil {
+			b.mu.Unlock()
+			continue
+		}
+		tx, hash := b.inflightLocked(batch[k:k+1], bundles[k:k+1])
+		b.mu.Unlock()
+		if err := b.submit(batch[k:k+1], bundles[k:k+1], tx, hash); err != nil {
 			b.mu.Lock()
 			b.queue = append(append([]*state(nil), batch[k+1:]...), b.queue...)
 			b.mu.Unlock()

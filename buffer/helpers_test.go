@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -154,7 +155,7 @@ func (c *fakeChain) reexecute(t *testing.T, reg *service.Registry, b *protocol.B
 	t.Helper()
 	s := NewSession(b.Session, b.Actor, chainStore{c})
 	for i, op := range b.Ops {
-		resp, _, err := s.Step(reg, uint64(i), op.Method, op.Path, op.Body, op.Signature, op.Time)
+		resp, _, err := s.Step(reg, uint64(i), op)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,8 +192,7 @@ func (c *fakeChain) judge(t *testing.T, reg *service.Registry, buf *Buffer, sub 
 			for _, kv := range writes[i] {
 				c.kv[kv.Key] = entry{kv.Value, uint64(h)}
 			}
-			c.kv[service.SessionKey(b.Session)] = entry{service.MustJSON(service.SessionRecord{Session: b.Session,
-				Actor: b.Actor, Node: b.Node, Height: h, TxHash: sub.hash, Ops: len(b.Ops)}), uint64(h)}
+			c.kv[service.SessionKey(b.Actor, b.Session)] = entry{service.MustJSON(recordOf(&b, h, sub.hash)), uint64(h)}
 		} else {
 			reason = fmt.Sprintf("test verdict %s", codes[i])
 		}
@@ -202,6 +202,12 @@ func (c *fakeChain) judge(t *testing.T, reg *service.Registry, buf *Buffer, sub 
 	c.mu.Unlock()
 	buf.OnBlock(protocol.Block{Height: h, Txs: []protocol.TxResult{res}})
 	return h
+}
+
+// recordOf is L1's record of bundle b applied at height h by tx.
+func recordOf(b *protocol.Bundle, h int64, tx string) service.SessionRecord {
+	return service.SessionRecord{Session: b.Session, Actor: b.Actor, Node: b.Node, Height: h, TxHash: tx, Ops: len(b.Ops),
+		LastOp: b.LastOpHash().String(), Results: protocol.ResultsDigest(b.ClaimedResults()).String()}
 }
 
 // rejectedErr is a CheckTx refusal.
@@ -244,7 +250,8 @@ var (
 	operator2 = servicetest.NewActor("operator-2", supplychain.RoleOperator, 4)
 	courier   = servicetest.NewActor("courier-1", supplychain.RoleCourier, 5)
 	node      = servicetest.NewActor("l2-0", service.RoleL2, 6)
-	allActors = []actor{admin, supplier, operator1, operator2, courier, node}
+	auditor   = servicetest.NewActor("auditor-1", supplychain.RoleAuditor, 7)
+	allActors = []actor{admin, supplier, operator1, operator2, courier, node, auditor}
 )
 
 var testItems = []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}, {SKU: "SKU-2", Name: "Gadget", Qty: 1}}
@@ -256,7 +263,7 @@ var testItems = []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}, {SKU:
 func pkgChanges() (moved, touched supplychain.Package) {
 	moved, touched = packageRecord("PKG-1"), packageRecord("PKG-1")
 	moved.Stage = supplychain.StageLabeled
-	touched.History = append(touched.History, supplychain.Event{Step: "note", Actor: admin.ID, Session: "x", Time: 2})
+	touched.HistoryLen++
 	return moved, touched
 }
 
@@ -276,7 +283,7 @@ func packageRecord(id string) supplychain.Package {
 	return supplychain.Package{ID: id, Supplier: supplier.ID, Destination: "DC Jakarta", Items: testItems,
 		ManifestSignature: ed25519.Sign(supplier.Key, supplychain.ManifestBytes(id, supplier.ID, "DC Jakarta", testItems)),
 		CreatedAt:         1, Stage: supplychain.StageCreated,
-		History: []supplychain.Event{{Step: supplychain.StepCreate, Actor: supplier.ID, Session: "create-" + id, Time: 1}}}
+		HistoryLen: 1}
 }
 
 // seed writes the actors, a courier and packages PKG-1 and PKG-2.
@@ -288,6 +295,26 @@ func (c *fakeChain) seed() {
 	for _, id := range []string{"PKG-1", "PKG-2"} {
 		c.putJSON(supplychain.PackageKey(id), packageRecord(id))
 	}
+}
+
+// testRegistry is the supply chain plus routes for limit tests:
+// POST /v1/test/blob takes any body and answers {"ok":true};
+// POST /v1/test/echo/{n} answers n bytes of JSON;
+// POST /v1/test/put/{key} writes test/<key> without reading it.
+func testRegistry() *service.Registry {
+	r := supplychain.New()
+	r.Handle(http.MethodPost, "/v1/test/blob", nil, func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
+		return service.JSON(http.StatusOK, map[string]bool{"ok": true})
+	})
+	r.Handle(http.MethodPost, "/v1/test/echo/{n}", nil, func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
+		n, _ := strconv.Atoi(req.Param("n"))
+		return service.JSON(http.StatusOK, strings.Repeat("e", max(0, n-2)))
+	})
+	r.Handle(http.MethodPost, "/v1/test/put/{key}", nil, func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
+		tx.Put("test/"+req.Param("key"), []byte("1"))
+		return service.JSON(http.StatusOK, map[string]bool{"ok": true})
+	})
+	return r
 }
 
 // env is a Buffer on a fake chain.
@@ -303,7 +330,7 @@ type env struct {
 // newEnv opens a Buffer; adjust changes the config before Open.
 func newEnv(t *testing.T, adjust func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, chain: newFakeChain(t), clock: newClock(), reg: supplychain.New()}
+	e := &env{t: t, chain: newFakeChain(t), clock: newClock(), reg: testRegistry()}
 	e.chain.seed()
 	e.cfg = Config{Node: node.ID, Key: node.Key, Registry: e.reg, WALPath: filepath.Join(t.TempDir(), "wal.log"),
 		BatchInterval: time.Millisecond, ResubmitAfter: time.Hour, Now: e.clock.Now}
@@ -351,14 +378,19 @@ type sess struct {
 	who  actor
 	seq  uint64
 	prev protocol.Hash
+	exp  int64 // expiry of the ops it signs
 }
 
-func newSess(id string, who actor) *sess { return &sess{id: id, who: who} }
+// testExpiry is the expiry test ops sign by default: 23 hours after the
+// test clock starts, within the node's 24h MaxOpLifetime.
+const testExpiry = 1_750_000_000_000 + 23*3600*1000
+
+func newSess(id string, who actor) *sess { return &sess{id: id, who: who, exp: testExpiry} }
 
 // input signs op seq with prev (not necessarily the session's own).
 func (s *sess) input(seq uint64, prev protocol.Hash, method, path, body string) *Input {
-	sig := ed25519.Sign(s.who.Key, protocol.OpBytes(s.id, seq, prev, method, path, []byte(body)))
-	return &Input{Session: s.id, Seq: seq, Actor: s.who.ID, Method: method, Path: path, Body: []byte(body), Signature: sig}
+	sig := ed25519.Sign(s.who.Key, protocol.OpBytes(s.id, seq, prev, method, path, []byte(body), s.exp))
+	return &Input{Session: s.id, Seq: seq, Actor: s.who.ID, Method: method, Path: path, Body: []byte(body), Signature: sig, Expires: s.exp}
 }
 
 // next signs the session's next op.
@@ -368,7 +400,7 @@ func (s *sess) next(method, path, body string) *Input {
 
 // advance moves the session past in.
 func (s *sess) advance(in *Input) {
-	s.prev = protocol.OpHash(protocol.OpBytes(in.Session, in.Seq, s.prev, in.Method, in.Path, in.Body))
+	s.prev = protocol.OpHash(protocol.OpBytes(in.Session, in.Seq, s.prev, in.Method, in.Path, in.Body, in.Expires))
 	s.seq++
 }
 
@@ -404,9 +436,14 @@ const (
 
 func pkgPath(id, step string) string { return supplychain.PathPackages + "/" + id + "/" + step }
 
+// start opens s, claiming pkg unless it is "".
 func (e *env) start(s *sess, pkg string) *Reply {
 	e.t.Helper()
-	return e.must(s, http.StatusCreated, http.MethodPost, service.PathSessions, `{"package_id":"`+pkg+`"}`)
+	body := `{}`
+	if pkg != "" {
+		body = `{"package_id":"` + pkg + `"}`
+	}
+	return e.must(s, http.StatusCreated, http.MethodPost, service.PathSessions, body)
 }
 
 func (e *env) scan(s *sess, pkg string) *Reply {
@@ -450,12 +487,12 @@ func (e *env) waitFinal(id string) *Final {
 			case _, open = <-ch:
 			case <-deadline:
 				cancel()
-				v, _ := e.buf.Lookup(id)
+				v, _ := e.buf.Lookup(id, "")
 				e.t.Fatalf("session %s not final within 5s: %s", id, v.Status)
 			}
 		}
 		cancel()
-		if v, _ := e.buf.Lookup(id); v.Final != nil {
+		if v, _ := e.buf.Lookup(id, ""); v.Final != nil {
 			return v.Final
 		}
 	}
@@ -463,7 +500,7 @@ func (e *env) waitFinal(id string) *Final {
 
 // status returns a session's status as Lookup reports it.
 func (e *env) status(id string) string {
-	v, ok := e.buf.Lookup(id)
+	v, ok := e.buf.Lookup(id, "")
 	if !ok {
 		return "unknown"
 	}

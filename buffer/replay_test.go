@@ -64,7 +64,7 @@ func (e *env) fourSessions() *sess {
 func TestReplay(t *testing.T) {
 	e := newEnv(t, nil)
 	open := e.fourSessions()
-	before, _ := e.buf.Lookup("open")
+	before, _ := e.buf.Lookup("open", "")
 
 	_, kinds := e.walSessions()
 	if got := kinds["aborted"]; !slices.Contains(got, "end") {
@@ -74,7 +74,7 @@ func TestReplay(t *testing.T) {
 	e.reopen()
 
 	// Open: same ops, same results, still reserved, and it goes on.
-	after, ok := e.buf.Lookup("open")
+	after, ok := e.buf.Lookup("open", "")
 	if !ok || after.Status != StatusOpen || len(after.Ops) != len(before.Ops) {
 		t.Fatalf("open session after restart: %+v, want open with %d ops", after, len(before.Ops))
 	}
@@ -104,10 +104,10 @@ func TestReplay(t *testing.T) {
 	}
 
 	// Ended: not restored.
-	if _, ok := e.buf.Lookup("aborted"); ok {
+	if _, ok := e.buf.Lookup("aborted", ""); ok {
 		t.Error("aborted session restored")
 	}
-	if v, _ := e.buf.Lookup("committed"); v.Status != StatusCommitted || len(v.Ops) != 0 {
+	if v, _ := e.buf.Lookup("committed", operator2.ID); v.Status != StatusCommitted || len(v.Ops) != 0 {
 		t.Errorf("committed session: got %+v, want only its L1 record", v)
 	}
 
@@ -162,7 +162,7 @@ func TestReplayDiverged(t *testing.T) {
 			tt.change(e.chain)
 			e.open()
 
-			v, ok := e.buf.Lookup("wf-1")
+			v, ok := e.buf.Lookup("wf-1", "")
 			if !tt.diverged {
 				if !ok || v.Status != StatusOpen {
 					t.Fatalf("session after restart: %+v, want open", v)
@@ -194,12 +194,12 @@ func TestReplayDiverged(t *testing.T) {
 func TestReplayCommittedWhileDown(t *testing.T) {
 	e := newEnv(t, nil)
 	s := newSess("wf-1", operator1)
-	e.commitOne(s, "PKG-1")
+	sub := e.commitOne(s, "PKG-1")
 	e.close()
-	e.chain.putJSON(service.SessionKey("wf-1"), service.SessionRecord{Session: "wf-1", Actor: operator1.ID, Node: node.ID, Height: 40, TxHash: "AB"})
+	e.chain.putJSON(service.SessionKey(operator1.ID, "wf-1"), recordOf(&sub.batch.Bundles[0], 40, "AB"))
 	e.open()
 	e.chain.none(t, 50*time.Millisecond)
-	if v, _ := e.buf.Lookup("wf-1"); v.Status != StatusCommitted || v.Final.Height != 40 {
+	if v, _ := e.buf.Lookup("wf-1", operator1.ID); v.Status != StatusCommitted || v.Final.Height != 40 {
 		t.Errorf("session: %+v", v)
 	}
 	if order, _ := e.walSessions(); len(order) != 0 {
@@ -229,7 +229,7 @@ func TestReplayDirect(t *testing.T) {
 	e.chain.next(t) // submitted, never judged
 	e.close()
 	e.open()
-	v, _ := e.buf.Lookup(s.id)
+	v, _ := e.buf.Lookup(s.id, "")
 	if v.Status != StatusCommitting || !v.Direct {
 		t.Fatalf("direct session after restart: %+v, want committing, direct", v)
 	}
@@ -276,7 +276,7 @@ func TestReplayTornTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.open()
-			v, _ := e.buf.Lookup("wf-1")
+			v, _ := e.buf.Lookup("wf-1", "")
 			if v.Status != StatusOpen || len(v.Ops) != 2 {
 				t.Fatalf("session after a torn tail: %s with %d ops, want open with 2", v.Status, len(v.Ops))
 			}
@@ -285,7 +285,7 @@ func TestReplayTornTail(t *testing.T) {
 			}
 			e.must(s, http.StatusOK, http.MethodPost, pkgPath("PKG-1", "validate"), validateBody)
 			e.reopen()
-			if v, _ := e.buf.Lookup("wf-1"); len(v.Ops) != 3 {
+			if v, _ := e.buf.Lookup("wf-1", ""); len(v.Ops) != 3 {
 				t.Errorf("ops after another restart: got %d, want 3", len(v.Ops))
 			}
 		})
@@ -332,14 +332,14 @@ func TestOnlineCompaction(t *testing.T) {
 	// An op after the compaction lands in the new log, and survives a restart.
 	e.must(open, http.StatusOK, http.MethodPost, pkgPath("PKG-1", "validate"), validateBody)
 	e.reopen()
-	if v, ok := e.buf.Lookup("open"); !ok || v.Status != StatusOpen || len(v.Ops) != 3 {
+	if v, ok := e.buf.Lookup("open", ""); !ok || v.Status != StatusOpen || len(v.Ops) != 3 {
 		t.Fatalf("open session after compaction and restart: %+v, want open with 3 ops", v)
 	}
 	if got := e.status("committing"); got != StatusCommitting {
 		t.Errorf("committing session after compaction and restart: got %s", got)
 	}
 	for _, id := range []string{"aborted", "committed"} {
-		if v, ok := e.buf.Lookup(id); ok && v.Status == StatusOpen {
+		if v, ok := e.buf.Lookup(id, ""); ok && v.Status == StatusOpen {
 			t.Errorf("%s came back open after compaction: %+v", id, v)
 		}
 	}

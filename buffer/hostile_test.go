@@ -1,0 +1,312 @@
+package buffer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
+	"github.com/duet-bft/duet/service/servicetest"
+)
+
+// wantRefused checks that rep is an error with status and code, carries no
+// receipt, and that the session did not advance.
+func wantRefused(t *testing.T, what string, rep *Reply, s *sess, seq uint64, status int, code string) {
+	t.Helper()
+	if rep.Resp.Status != status || errorCode(rep.Resp) != code {
+		t.Fatalf("%s: got %d %s, want %d %s", what, rep.Resp.Status, rep.Resp.Body, status, code)
+	}
+	if rep.Receipt != nil {
+		t.Errorf("%s: a receipt for a refused op", what)
+	}
+	if s != nil && s.seq != seq {
+		t.Errorf("%s: the session advanced to seq %d", what, s.seq)
+	}
+}
+
+// TestSessionOpLimit reproduces receipts for ops that could never reach
+// L1: a session of 302 ops was answered 200 for every op, and L1 refused
+// the bundle (at most 256 ops). Now the op that would leave no room for
+// the commit is refused with 413, and the commit that fills the session
+// goes to L1 and decodes there.
+func TestSessionOpLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	s := e.startNew("many", operator1, "")
+	n := 1
+	for ; ; n++ {
+		rep := e.do(s, http.MethodPost, "/v1/test/blob", `{}`)
+		if !rep.Resp.OK() {
+			wantRefused(t, fmt.Sprintf("op %d", n), rep, s, uint64(n), http.StatusRequestEntityTooLarge, "TOO_LARGE")
+			if !strings.Contains(string(rep.Resp.Body), "MaxOps") {
+				t.Errorf("refusal does not name the limit: %s", rep.Resp.Body)
+			}
+			break
+		}
+		if rep.Receipt == nil {
+			t.Fatalf("op %d: no receipt", n)
+		}
+	}
+	if n != protocol.MaxOps-1 {
+		t.Errorf("refused at op %d, want %d (the commit must still fit)", n, protocol.MaxOps-1)
+	}
+	e.commit(s)
+	sub := e.chain.next(t)
+	if got := len(sub.batch.Bundles[0].Ops); got != protocol.MaxOps {
+		t.Errorf("bundle of %d ops, want %d", got, protocol.MaxOps)
+	}
+}
+
+// TestSessionByteLimit reproduces the node wedged by one operator: a
+// session of ops padded to the body limit grew past what L1 takes, and the
+// refused batch blocked the queue for good. Now the step that would take
+// the session past its byte limit (with room for the commit) is refused
+// with 413; the session still commits, within protocol.MaxBundleBytes.
+func TestSessionByteLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	s := e.startNew("big", operator1, "")
+	body := `"` + strings.Repeat("x", protocol.MaxBody-2) + `"`
+	refused := false
+	for n := 1; n < 100; n++ {
+		rep := e.do(s, http.MethodPost, "/v1/test/blob", body)
+		if !rep.Resp.OK() {
+			wantRefused(t, fmt.Sprintf("op %d", n), rep, s, uint64(n), http.StatusRequestEntityTooLarge, "TOO_LARGE")
+			refused = true
+			break
+		}
+	}
+	if !refused {
+		t.Fatal("no op refused")
+	}
+	// A small op still fits, and so does the commit.
+	e.must(s, http.StatusOK, http.MethodPost, "/v1/test/blob", `{}`)
+	e.commit(s)
+	sub := e.chain.next(t)
+	if size := sub.batch.Bundles[0].Size(); size > protocol.MaxBundleBytes || size < protocol.MaxBundleBytes-2*protocol.MaxBody {
+		t.Errorf("bundle of %d bytes, want at most %d and close to it", size, protocol.MaxBundleBytes)
+	}
+	// The queue is not wedged: the next session goes through.
+	e.chain.judge(t, e.reg, e.buf, sub, protocol.CodeOK)
+	next := newSess("after", operator2)
+	e.commitOne(next, "PKG-2")
+}
+
+// TestSessionAnswerBytes: the answers a node keeps for a session count
+// against its limit too, so memory per session is bounded by it.
+func TestSessionAnswerBytes(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxSessionBytes = 200 << 10 })
+	s := e.startNew("echo", operator1, "")
+	for n := 1; ; n++ {
+		rep := e.do(s, http.MethodPost, "/v1/test/echo/50000", `{}`)
+		if !rep.Resp.OK() {
+			wantRefused(t, "echo", rep, s, uint64(n), http.StatusRequestEntityTooLarge, "TOO_LARGE")
+			if n != 5 {
+				t.Errorf("refused at op %d, want 5 (four 50 kB answers fit 200 KiB, five do not)", n)
+			}
+			return
+		}
+	}
+}
+
+// TestOversizedSessionReplay: a WAL holding a session over the limit (from
+// a node with other limits) does not wedge the node after a restart: the
+// session is rejected as TOO_LARGE and never submitted; the node goes on.
+func TestOversizedSessionReplay(t *testing.T) {
+	e := newEnv(t, nil)
+	e.close()
+	// The records a node without limits would have logged: start, then
+	// 20 ops of 60 kB, then the commit.
+	s := newSess("huge", operator1)
+	t0 := e.clock.Now().UnixMilli()
+	var recs [][]byte
+	add := func(method, path, body string, result []byte, status int) {
+		in := s.next(method, path, body)
+		recs = append(recs, encodeOp(s.id, s.who.ID, in.Seq, protocol.Op{Method: method, Path: path, Body: in.Body,
+			Signature: in.Signature, Time: t0, Expires: in.Expires, Result: protocol.ResultHash(status, result)}))
+		s.advance(in)
+	}
+	add(http.MethodPost, service.PathSessions, `{}`, service.JSON(http.StatusCreated, map[string]service.SessionInfo{"session": {
+		ID: s.id, Actor: s.who.ID, Status: "open", Time: t0, Start: []byte(`{}`)}}).Body, http.StatusCreated)
+	for range 20 {
+		add(http.MethodPost, "/v1/test/blob", `"`+strings.Repeat("x", 60000)+`"`, []byte(`{"ok":true}`), http.StatusOK)
+	}
+	if err := Rewrite(e.cfg.WALPath, recs); err != nil {
+		t.Fatal(err)
+	}
+	e.open()
+	f := e.waitFinal("huge")
+	if f.Status != StatusRejected || f.Code != "TOO_LARGE" {
+		t.Fatalf("replayed oversized session: %+v, want rejected TOO_LARGE", f)
+	}
+	e.chain.none(t, 30*time.Millisecond)
+	e.chain.judge(t, e.reg, e.buf, e.commitOne(newSess("after", operator2), "PKG-2"), protocol.CodeOK)
+	e.waitFinal("after")
+	e.reopen()
+	e.chain.none(t, 30*time.Millisecond)
+}
+
+// TestBatchBytes: batches are cut at protocol.MaxBatchBytes, not only at
+// BatchMax bundles.
+func TestBatchBytes(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.BatchInterval = time.Hour; c.BatchMax = 3 })
+	e.lead() // in flight from now on: the rest waits for a full batch
+	body := `"` + strings.Repeat("x", protocol.MaxBody-2) + `"`
+	for _, id := range []string{"a", "b", "c"} {
+		s := e.startNew(id, operator1, "")
+		for range 11 { // some 720 kB each
+			e.must(s, http.StatusOK, http.MethodPost, "/v1/test/blob", body)
+		}
+		e.commit(s)
+	}
+	e.buf.rekick()
+	var sizes []int
+	for len(sizes) < 2 {
+		sub := e.chain.next(t)
+		if sub.batch.Bundles[0].Session == "lead" {
+			continue
+		}
+		if len(sub.tx) > protocol.MaxBatchBytes {
+			t.Errorf("batch of %d bytes, over %d", len(sub.tx), protocol.MaxBatchBytes)
+		}
+		sizes = append(sizes, len(sub.batch.Bundles))
+	}
+	if sizes[0] != 2 || sizes[1] != 1 {
+		t.Errorf("bundles per batch %v, want [2 1]", sizes)
+	}
+}
+
+// TestOpenSessionQuota reproduces one actor locking everyone out: 10,000
+// empty session starts by one auditor filled the node-wide limit, and every
+// other actor got 429 for 15 minutes. Now the actor over its own quota gets
+// 429 naming it, and everyone else is served.
+func TestOpenSessionQuota(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxOpenPerActor = 3; c.ActorRate = -1 })
+	var mine []*sess
+	for i := range 3 {
+		mine = append(mine, e.startNew(fmt.Sprintf("a-%d", i), auditor, ""))
+	}
+	s := newSess("a-3", auditor)
+	rep := e.do(s, http.MethodPost, service.PathSessions, `{}`)
+	wantRefused(t, "fourth session", rep, s, 0, http.StatusTooManyRequests, "QUOTA_EXCEEDED")
+	if !strings.Contains(string(rep.Resp.Body), auditor.ID) || !strings.Contains(string(rep.Resp.Body), "max_open_per_actor") {
+		t.Errorf("refusal does not name the actor and the quota: %s", rep.Resp.Body)
+	}
+	e.startNew("other", operator2, "PKG-2")
+	e.abort(mine[0])
+	e.startNew("a-4", auditor, "")
+}
+
+// TestActorRate: one actor's signed ops are limited by a token bucket; the
+// actor over it gets 429, others are served, and the bucket refills. An op
+// that does not verify costs its claimed actor nothing.
+func TestActorRate(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ActorRate = 5; c.ActorBurst = 5 })
+	s := e.startNew("r", auditor, "")
+	for range 3 {
+		e.must(s, http.StatusOK, http.MethodPost, "/v1/test/blob", `{}`)
+	}
+	// Forged ops in the auditor's name, before its bucket is empty.
+	forger := newSess("r", servicetest.NewActor(auditor.ID, auditor.Role, 99))
+	forger.seq, forger.prev = s.seq, s.prev
+	for range 10 {
+		wantRefused(t, "forged", e.buf.Do(context.Background(), forger.next(http.MethodPost, "/v1/test/blob", `{}`)), nil, 0,
+			http.StatusUnauthorized, "UNAUTHENTICATED")
+	}
+	e.must(s, http.StatusOK, http.MethodPost, "/v1/test/blob", `{}`)
+	rep := e.do(s, http.MethodPost, "/v1/test/blob", `{}`)
+	wantRefused(t, "over the rate", rep, s, s.seq, http.StatusTooManyRequests, "RATE_LIMITED")
+	e.startNew("other", operator2, "PKG-2")
+	e.clock.Advance(time.Second)
+	e.must(s, http.StatusOK, http.MethodPost, "/v1/test/blob", `{}`)
+}
+
+// TestReservationQuota: the keys one actor's sessions reserve are bounded.
+func TestReservationQuota(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxReservedPerActor = 3 })
+	s := e.startNew("k", operator1, "")
+	e.must(s, http.StatusOK, http.MethodPost, "/v1/test/put/a", `{}`)
+	e.must(s, http.StatusOK, http.MethodPost, "/v1/test/put/b", `{}`)
+	e.must(s, http.StatusOK, http.MethodPost, "/v1/test/put/c", `{}`)
+	rep := e.do(s, http.MethodPost, "/v1/test/put/d", `{}`)
+	wantRefused(t, "fourth key", rep, s, s.seq, http.StatusTooManyRequests, "QUOTA_EXCEEDED")
+	e.must(s, http.StatusOK, http.MethodPost, "/v1/test/put/a", `{}`) // held already: no new key
+	e.startNew("other", operator2, "PKG-2")
+	e.abort(s)
+	e.startNew("k2", operator1, "PKG-1")
+}
+
+// TestActorByteQuota: the bytes one actor's live sessions hold are bounded.
+func TestActorByteQuota(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxBytesPerActor = 300 << 10; c.ActorRate = -1 })
+	body := `"` + strings.Repeat("x", 60000) + `"`
+	a := e.startNew("a", operator1, "")
+	b := e.startNew("b", operator1, "")
+	refused := false
+	for n := 0; n < 10 && !refused; n++ {
+		for _, s := range []*sess{a, b} {
+			if rep := e.do(s, http.MethodPost, "/v1/test/blob", body); !rep.Resp.OK() {
+				wantRefused(t, "over the actor's bytes", rep, s, s.seq, http.StatusTooManyRequests, "QUOTA_EXCEEDED")
+				refused = true
+				break
+			}
+		}
+	}
+	if !refused {
+		t.Fatal("nothing refused")
+	}
+	other := e.startNew("c", operator2, "")
+	e.must(other, http.StatusOK, http.MethodPost, "/v1/test/blob", body)
+	e.abort(a)
+	e.must(b, http.StatusOK, http.MethodPost, "/v1/test/blob", body)
+}
+
+// TestHeldKeys: an op may not write a key another session of this node
+// holds, even without reading it.
+func TestHeldKeys(t *testing.T) {
+	e := newEnv(t, nil)
+	a := e.startNew("a", operator1, "")
+	e.must(a, http.StatusOK, http.MethodPost, "/v1/test/put/x", `{}`)
+	b := e.startNew("b", operator2, "")
+	rep := e.do(b, http.MethodPost, "/v1/test/put/x", `{}`)
+	wantRefused(t, "blind write of a held key", rep, b, b.seq, http.StatusConflict, "CONFLICT")
+}
+
+// TestOpExpiry: an op is executed only before its signed expiry, and only
+// if the expiry is within MaxOpLifetime; a committing session whose commit
+// expired before L1's block time is rejected as EXPIRED and never sent.
+func TestOpExpiry(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.BatchInterval = time.Hour })
+	now := e.clock.Now().UnixMilli()
+	s := newSess("x", operator1)
+	s.exp = now
+	wantRefused(t, "expired", e.do(s, http.MethodPost, service.PathSessions, `{}`), s, 0, http.StatusBadRequest, "EXPIRED")
+	s.exp = now + (25 * time.Hour).Milliseconds()
+	wantRefused(t, "too far", e.do(s, http.MethodPost, service.PathSessions, `{}`), s, 0, http.StatusBadRequest, "INVALID_ARGUMENT")
+
+	e.lead()
+	s = newSess("late", operator1)
+	s.exp = now + 60_000
+	e.start(s, "")
+	e.commit(s)
+	e.clock.Advance(2 * time.Minute)
+	e.buf.OnBlock(protocol.Block{Height: 50, Time: now + 60_001})
+	f := e.waitFinal("late")
+	if f.Status != StatusRejected || f.Code != "EXPIRED" {
+		t.Fatalf("final %+v, want rejected EXPIRED", f)
+	}
+	e.buf.rekick()
+	e.chain.none(t, 30*time.Millisecond)
+}
+
+// TestSignedKeysOnly: a weak key cannot be registered through the node: the
+// actor registry refuses it (at L2 as at L1, the same handler).
+func TestSignedKeysOnly(t *testing.T) {
+	e := newEnv(t, nil)
+	s := newSess("reg", admin)
+	body := service.MustJSON(service.Actor{ID: "weak", Role: "operator", Org: "x", PublicKey: make(ed25519.PublicKey, 32)})
+	wantRefused(t, "weak key", e.do(s, http.MethodPost, service.PathActors, string(body)), s, 0, http.StatusBadRequest, "INVALID_ARGUMENT")
+}
