@@ -95,8 +95,8 @@ func TestSessionByteLimit(t *testing.T) {
 	e.commitOne(next, "PKG-2")
 }
 
-// TestSessionAnswerBytes: the answers a node keeps for a session count
-// against its limit too, so memory per session is bounded by it.
+// TestSessionAnswerBytes: the answers a node keeps for a session are
+// bounded by its limit too, so memory per session is bounded by it.
 func TestSessionAnswerBytes(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MaxSessionBytes = 200 << 10 })
 	s := e.startNew("echo", operator1, "")

@@ -21,13 +21,15 @@ import (
 // A session stays within what L1 accepts: Step refuses (413 TOO_LARGE) an op
 // after which the session, with room left for its commit, would hold more
 // than protocol.MaxOps ops or a bundle larger than MaxBytes. So a node never
-// signs a receipt for an op L1 could not accept.
+// signs a receipt for an op L1 could not accept. The answers the node keeps
+// for the session are bounded by MaxBytes too, so its memory is.
 type Session struct {
 	ID    string
 	Actor string
-	// MaxBytes bounds the session: its bundle's encoded size (with room for
-	// the commit) plus the bytes of the answers kept for GET and the event
-	// stream. 0 means protocol.MaxBundleBytes; more is not allowed.
+	// MaxBytes bounds the session's bundle (its encoded size, with room for
+	// the commit), and apart from it the bytes of the answers kept for GET
+	// and the event stream. 0 means protocol.MaxBundleBytes; more is not
+	// allowed.
 	MaxBytes int
 
 	tx        *service.Tx
@@ -56,11 +58,11 @@ func (s *Session) Seq() uint64 { return uint64(len(s.ops)) }
 // Prev is the hash of the last kept op (zero before the first).
 func (s *Session) Prev() protocol.Hash { return s.prev }
 
-// Size is the session's size as MaxBytes counts it, with room for the
-// commit.
+// Size is the bytes the session holds: its bundle, with room for the
+// commit, and the answers kept for it.
 func (s *Session) Size() int {
 	n, readSz := s.tx.ReadSetSize()
-	return s.size(len(s.ops), s.opBytes, n, readSz, true)
+	return s.size(len(s.ops), s.opBytes, n, readSz, true) + s.respBytes
 }
 
 // anyNode is the longest node id: sizes are counted as if the bundle were
@@ -74,7 +76,7 @@ func (s *Session) size(nops, opBytes, nreads, readSz int, commitRoom bool) int {
 		nops++
 		opBytes += protocol.OpSize(&commit)
 	}
-	return protocol.BundleSize(s.ID, s.Actor, anyNode, nops, opBytes, nreads, readSz) + s.respBytes
+	return protocol.BundleSize(s.ID, s.Actor, anyNode, nops, opBytes, nreads, readSz)
 }
 
 func (s *Session) maxBytes() int {
@@ -99,12 +101,15 @@ func (s *Session) limit(tx *service.Tx, resp service.Response) error {
 		return fmt.Errorf("a session holds at most %d ops, its commit included (protocol.MaxOps); commit this one and start another", protocol.MaxOps)
 	}
 	n, readSz := tx.ReadSetSize()
-	size := s.size(len(s.ops)+1, s.opBytes+protocol.OpSize(op), n, readSz, !final) + len(resp.Body)
-	if max := s.maxBytes(); size > max {
-		return fmt.Errorf("the session would hold %d bytes, over its limit of %d (its bundle for L1, with room for the commit, and the answers this node keeps); commit it and start another", size, max)
+	bundle := s.size(len(s.ops)+1, s.opBytes+protocol.OpSize(op), n, readSz, !final)
+	answers := s.respBytes + len(resp.Body)
+	if max := s.maxBytes(); bundle > max {
+		return fmt.Errorf("the session's bundle would be %d bytes with room for its commit, over the limit of %d (max_session_bytes, at most protocol.MaxBundleBytes); commit it and start another", bundle, max)
+	} else if answers > max {
+		return fmt.Errorf("the answers this node keeps for the session would be %d bytes, over the limit of %d (max_session_bytes); commit it and start another", answers, max)
 	}
 	if s.check != nil {
-		return s.check(tx, resp, size)
+		return s.check(tx, resp, bundle+answers)
 	}
 	return nil
 }

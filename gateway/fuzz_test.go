@@ -28,6 +28,7 @@ func FuzzGateway(f *testing.F) {
 	start := (&sess{id: "fz-1", who: operator1}).request(http.MethodPost, service.PathSessions, `{"package_id":"PKG-1"}`)
 	hdr := func(r *http.Request, h string) string { return r.Header.Get(h) }
 	sig := hdr(start, gateway.HeaderSignature)
+	exp := start.Header.Get(gateway.HeaderExpires)
 	seeds := []struct {
 		method, target, actor, session, seq, sig, body string
 	}{
@@ -58,10 +59,14 @@ func FuzzGateway(f *testing.F) {
 		{"GET", "/v1/sessions/../healthz", "", "", "", "", ""},
 		{"BREW", "/coffee", "", "", "", "", ""},
 	}
-	for _, s := range seeds {
-		f.Add(s.method, s.target, s.actor, s.session, s.seq, s.sig, []byte(s.body))
+	for i, s := range seeds {
+		x := exp
+		if i%3 == 2 {
+			x = "-" + exp
+		}
+		f.Add(s.method, s.target, s.actor, s.session, s.seq, x, s.sig, []byte(s.body))
 	}
-	f.Fuzz(func(t *testing.T, method, target, actor, session, seq, sig string, body []byte) {
+	f.Fuzz(func(t *testing.T, method, target, actor, session, seq, expires, sig string, body []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, method, "http://l2.test"+target, bytes.NewReader(body))
@@ -70,7 +75,7 @@ func FuzzGateway(f *testing.F) {
 		}
 		req.RequestURI = req.URL.RequestURI()
 		for h, v := range map[string]string{gateway.HeaderActor: actor, gateway.HeaderSession: session,
-			gateway.HeaderSeq: seq, gateway.HeaderSignature: sig} {
+			gateway.HeaderSeq: seq, gateway.HeaderExpires: expires, gateway.HeaderSignature: sig} {
 			if v != "" {
 				req.Header.Set(h, v)
 			}

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -64,6 +65,19 @@ func TestErrors(t *testing.T) {
 		{"no session", signed(del(gateway.HeaderSession)), http.StatusUnauthorized, "UNAUTHENTICATED"},
 		{"no seq", signed(del(gateway.HeaderSeq)), http.StatusUnauthorized, "UNAUTHENTICATED"},
 		{"no signature", signed(del(gateway.HeaderSignature)), http.StatusUnauthorized, "UNAUTHENTICATED"},
+		{"no expiry", signed(del(gateway.HeaderExpires)), http.StatusUnauthorized, "UNAUTHENTICATED"},
+		{"expiry not a number", signed(set(gateway.HeaderExpires, "soon")), http.StatusBadRequest, "MALFORMED"},
+		{"expiry with a leading zero", signed(set(gateway.HeaderExpires, "01")), http.StatusBadRequest, "MALFORMED"},
+		{"expiry other than signed", signed(set(gateway.HeaderExpires, strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10))), http.StatusUnauthorized, "UNAUTHENTICATED"},
+		{"expired", func() *http.Request {
+			s := &sess{id: "err-1", who: operator1}
+			exp := time.Now().Add(-time.Second).UnixMilli()
+			r := s.request(http.MethodPost, service.PathSessions, `{}`)
+			r.Header.Set(gateway.HeaderExpires, strconv.FormatInt(exp, 10))
+			r.Header.Set(gateway.HeaderSignature, base64.StdEncoding.EncodeToString(ed25519.Sign(operator1.Key,
+				protocol.OpBytes("err-1", 0, protocol.ZeroHash, http.MethodPost, service.PathSessions, []byte(`{}`), exp))))
+			return r
+		}(), http.StatusBadRequest, "EXPIRED"},
 		{"bad actor id", signed(set(gateway.HeaderActor, "operator 1")), http.StatusUnauthorized, "UNAUTHENTICATED"},
 		{"unknown actor", signed(set(gateway.HeaderActor, "operator-9")), http.StatusUnauthorized, "UNAUTHENTICATED"},
 		{"bad session id", signed(set(gateway.HeaderSession, "a/b")), http.StatusBadRequest, "INVALID_ARGUMENT"},
@@ -121,7 +135,7 @@ func TestErrors(t *testing.T) {
 		t.Error("committed state changed")
 	}
 	for _, id := range []string{"err-1", "q", "nobody", "x", "gap", "r", "m", "dot"} {
-		if v, ok := e.buf.Lookup(id); ok {
+		if v, ok := e.buf.Lookup(id, ""); ok {
 			t.Errorf("refused request left session %s: %+v", id, v)
 		}
 	}
@@ -299,8 +313,9 @@ func TestSessionOverHTTP(t *testing.T) {
 		{http.MethodPost, "/v1/packages/PKG-1/validate", `{"observed_items":[{"sku":"SKU-1","qty":3},{"sku":"SKU-2","qty":1}]}`, http.StatusOK},
 	}
 	for i, st := range steps {
-		opHash := protocol.OpHash(protocol.OpBytes(s.id, s.seq, s.prev, st.method, st.path, []byte(st.body)))
+		prev := s.prev
 		rec := e.must(s, st.want, st.method, st.path, st.body)
+		opHash := protocol.OpHash(protocol.OpBytes(s.id, uint64(i), prev, st.method, st.path, []byte(st.body), s.exp))
 		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 			t.Errorf("op %d: Content-Type %q", i, ct)
 		}
@@ -343,7 +358,7 @@ func TestSessionOverHTTP(t *testing.T) {
 	}
 	h := e.chain.judge(t, e.reg, e.buf, sub, protocol.CodeOK)
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if v, _ := e.buf.Lookup("wf-1"); v.Final != nil {
+		if v, _ := e.buf.Lookup("wf-1", ""); v.Final != nil {
 			if v.Final.Status != buffer.StatusCommitted || v.Final.Height != h {
 				t.Fatalf("final: %+v", v.Final)
 			}

@@ -138,7 +138,7 @@ func (c *fakeChain) judge(t *testing.T, reg *service.Registry, buf *buffer.Buffe
 		if code == protocol.CodeOK {
 			s := buffer.NewSession(b.Session, b.Actor, chainStore{c})
 			for i, op := range b.Ops {
-				resp, _, _ := s.Step(reg, uint64(i), op.Method, op.Path, op.Body, op.Signature, op.Time)
+				resp, _, _ := s.Step(reg, uint64(i), op)
 				if resp.Hash() != op.Result {
 					t.Fatalf("bundle %s op %d: re-execution differs from the claimed result", b.Session, i)
 				}
@@ -158,7 +158,7 @@ func (c *fakeChain) judge(t *testing.T, reg *service.Registry, buf *buffer.Buffe
 	}
 	if code == protocol.CodeOK {
 		for _, b := range sub.batch.Bundles {
-			c.kv[service.SessionKey(b.Session)] = entry{service.MustJSON(service.SessionRecord{Session: b.Session,
+			c.kv[service.SessionKey(b.Actor, b.Session)] = entry{service.MustJSON(service.SessionRecord{Session: b.Session,
 				Actor: b.Actor, Node: b.Node, Height: h, TxHash: sub.hash, Ops: len(b.Ops)}), uint64(h)}
 		}
 	}
@@ -237,7 +237,8 @@ func newEnvWith(t testing.TB, directTimeout time.Duration, adjust func(*buffer.C
 	e.chain.putJSON(supplychain.CourierKey("courier-1"), supplychain.Courier{ID: "courier-1", Name: "Courier One", ActorID: courier.ID})
 	e.chain.putJSON(supplychain.PackageKey("PKG-1"), supplychain.Package{ID: "PKG-1", Supplier: supplier.ID,
 		Destination: "DC Jakarta", Items: testItems, ManifestSignature: manifestSig("PKG-1"), CreatedAt: 1,
-		Stage: supplychain.StageCreated, History: []supplychain.Event{{Step: supplychain.StepCreate, Actor: supplier.ID, Session: "c", Time: 1}}})
+		Stage: supplychain.StageCreated, HistoryLen: 1})
+	e.chain.putJSON(supplychain.HistoryKey("PKG-1", 0), supplychain.Event{Step: supplychain.StepCreate, Actor: supplier.ID, Session: "c", Time: 1})
 	// Wired as an L2 node wires them: the metrics observe the buffer.
 	preg := prometheus.NewRegistry()
 	metrics, err := gateway.NewMetrics(preg)
@@ -283,16 +284,20 @@ type sess struct {
 	who  actor
 	seq  uint64
 	prev protocol.Hash
+	exp  int64 // expiry of the last request signed
 }
 
-// request signs the session's next op as the SDK does.
+// request signs the session's next op as the SDK does, expiring in 10
+// minutes.
 func (s *sess) request(method, path, body string) *http.Request {
-	signed := protocol.OpBytes(s.id, s.seq, s.prev, method, path, []byte(body))
+	s.exp = time.Now().Add(10 * time.Minute).UnixMilli()
+	signed := protocol.OpBytes(s.id, s.seq, s.prev, method, path, []byte(body), s.exp)
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(gateway.HeaderActor, s.who.ID)
 	req.Header.Set(gateway.HeaderSession, s.id)
 	req.Header.Set(gateway.HeaderSeq, strconv.FormatUint(s.seq, 10))
+	req.Header.Set(gateway.HeaderExpires, strconv.FormatInt(s.exp, 10))
 	req.Header.Set(gateway.HeaderSignature, base64.StdEncoding.EncodeToString(ed25519.Sign(s.who.Key, signed)))
 	return req
 }
@@ -302,7 +307,7 @@ func (e *env) op(s *sess, method, path, body string) *httptest.ResponseRecorder 
 	req := s.request(method, path, body)
 	rec := e.serve(req)
 	if rec.Code/100 == 2 {
-		s.prev = protocol.OpHash(protocol.OpBytes(s.id, s.seq, s.prev, method, path, []byte(body)))
+		s.prev = protocol.OpHash(protocol.OpBytes(s.id, s.seq, s.prev, method, path, []byte(body), s.exp))
 		s.seq++
 	}
 	return rec
