@@ -852,7 +852,12 @@ func (b *Buffer) submit(batch []*state, bundles []protocol.Bundle, tx []byte, ha
 	}
 	if len(batch) == 1 {
 		code, log := rej.Rejected()
-		b.finishLocked(batch[0], &Final{Status: StatusRejected, Code: protocol.Code(code).String(), Reason: log})
+		if protocol.Code(code) == protocol.CodeAlreadyCommitted {
+			// Resubmitted after L1 applied it (its verdict was missed).
+			b.finishLocked(batch[0], b.alreadyCommittedLocked(batch[0].Session))
+		} else {
+			b.finishLocked(batch[0], &Final{Status: StatusRejected, Code: protocol.Code(code).String(), Reason: log})
+		}
 		b.mu.Unlock()
 		return nil
 	}

@@ -310,3 +310,34 @@ func TestSignedKeysOnly(t *testing.T) {
 	body := service.MustJSON(service.Actor{ID: "weak", Role: "operator", Org: "x", PublicKey: make(ed25519.PublicKey, 32)})
 	wantRefused(t, "weak key", e.do(s, http.MethodPost, service.PathActors, string(body)), s, 0, http.StatusBadRequest, "INVALID_ARGUMENT")
 }
+
+// TestRefusedAsCommitted: L1 refuses a batch whose every session it
+// already applied (CheckTx: ALREADY_COMMITTED). A node that resubmits its
+// session after missing the verdict reports it committed if L1's record is
+// that session, and rejected if it is not.
+func TestRefusedAsCommitted(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		other  bool // L1's record is of other ops
+		status string
+	}{{"this session", false, StatusCommitted}, {"other ops", true, StatusRejected}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			s := newSess("wf-1", operator1)
+			e.start(s, "PKG-1")
+			e.scan(s, "PKG-1")
+			e.chain.setFail(func(n int, b *protocol.Batch) error {
+				rec := recordOf(&b.Bundles[0], 9, "AB")
+				if tc.other {
+					rec.LastOp = protocol.ZeroHash.String()
+				}
+				e.chain.putJSON(service.SessionKey(operator1.ID, "wf-1"), rec)
+				return rejectedErr{code: uint32(protocol.CodeAlreadyCommitted), log: "every bundle of the batch is already committed"}
+			})
+			e.commit(s)
+			if f := e.waitFinal(s.id); f.Status != tc.status {
+				t.Errorf("final %+v, want %s", f, tc.status)
+			}
+		})
+	}
+}

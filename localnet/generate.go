@@ -39,6 +39,9 @@ type Spec struct {
 	// AppGenesis returns the application's genesis state given the actors;
 	// nil means none.
 	AppGenesis func(actors []service.Actor) json.RawMessage
+	// L2Settings are written into every L2 node's l2.json over the
+	// defaults (l2.FileConfig names the fields), e.g. {"actor_rate": -1}.
+	L2Settings map[string]any
 }
 
 func (s *Spec) setDefaults() {
@@ -229,6 +232,9 @@ func generate(spec Spec) (*Network, error) {
 		}
 		cfg := map[string]any{"node": n.L2[j].ID, "http": n.L2[j].HTTP, "l1_rpc": rpcs,
 			"batch_interval": "10ms", "batch_max": 256, "session_ttl": "15m"}
+		for k, v := range spec.L2Settings {
+			cfg[k] = v
+		}
 		if err := writeJSON(filepath.Join(n.L2[j].Home, "config", "l2.json"), cfg); err != nil {
 			return nil, err
 		}
