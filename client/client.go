@@ -89,8 +89,11 @@ type Session struct {
 	c      *Client
 	signer Signer
 	ID     string
-	seq    uint64
-	prev   protocol.Hash
+	// Expires, if set, is the expiry of every op the session signs from
+	// now on; otherwise each op expires Client.OpLifetime after signing.
+	Expires time.Time
+	seq     uint64
+	prev    protocol.Hash
 }
 
 // NewSession prepares a session id for signer; nothing is sent until Start
@@ -115,6 +118,9 @@ func (s *Session) Do(ctx context.Context, method, path string, body, out any) (*
 		lifetime = DefaultOpLifetime
 	}
 	expires := time.Now().Add(lifetime).UnixMilli()
+	if !s.Expires.IsZero() {
+		expires = s.Expires.UnixMilli()
+	}
 	signed := protocol.OpBytes(s.ID, s.seq, s.prev, method, path, raw, expires)
 	sig := ed25519.Sign(s.signer.Key, signed)
 	req, err := http.NewRequestWithContext(ctx, method, s.c.BaseURL+path, bytes.NewReader(raw))
