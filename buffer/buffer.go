@@ -22,10 +22,13 @@ import (
 )
 
 // Chain is what the buffer needs of L1: the verified committed state (from
-// the node's own follower) and a way to submit a transaction.
+// the node's own follower) and a way to submit a transaction. retry tells
+// that the transaction resubmits sessions L1 did not judge in time (or
+// refused only for its block's time), so it should go where an answer
+// says what happened to it.
 type Chain interface {
 	Committed() (service.Store, int64)
-	Submit(ctx context.Context, tx []byte) error
+	Submit(ctx context.Context, tx []byte, retry bool) error
 }
 
 // Observer receives measurements; Buffer calls it from its own goroutines.
@@ -59,6 +62,8 @@ type Config struct {
 	ResubmitAfter time.Duration // resubmit a bundle with no verdict after this; default 10s
 	MaxRebase     int           // automatic rebases of one session after CONFLICT; default 5
 	Retain        time.Duration // keep final sessions in memory this long; default 10m (L1 keeps them for good)
+	RetainBytes   int           // and only while their answers take at most this many bytes in all (the oldest go first); default 256 MiB
+	MaxSessionAge time.Duration // an open session this long after its start takes no more ops but an abort, and is aborted (EXPIRED); default 12h, so its ops stay within L1's 24h op age
 	CompactAt     int64         // rewrite the WAL with only live sessions once it grew by this many bytes; default 64 MiB
 
 	// Limits of one session and quotas of one actor. Over a session limit an
@@ -88,6 +93,8 @@ func (c *Config) Validate() error {
 		return errors.New("buffer: Config.Registry is required")
 	case c.WALPath == "":
 		return errors.New("buffer: Config.WALPath is required")
+	case c.BatchMax > protocol.MaxBundles:
+		return fmt.Errorf("buffer: Config.BatchMax %d exceeds what L1 accepts (protocol.MaxBundles, %d)", c.BatchMax, protocol.MaxBundles)
 	case c.MaxSessionBytes > protocol.MaxBundleBytes:
 		return fmt.Errorf("buffer: Config.MaxSessionBytes %d exceeds what L1 accepts (protocol.MaxBundleBytes, %d)", c.MaxSessionBytes, protocol.MaxBundleBytes)
 	}
@@ -115,6 +122,8 @@ func (c *Config) Validate() error {
 	defi(&c.MaxReservedPerActor, 1024)
 	defi(&c.MaxBytesPerActor, 64<<20)
 	def(&c.MaxOpLifetime, 24*time.Hour)
+	def(&c.MaxSessionAge, 12*time.Hour)
+	defi(&c.RetainBytes, 256<<20)
 	if c.ActorRate == 0 {
 		c.ActorRate = 200
 	}
@@ -159,8 +168,12 @@ type state struct {
 	direct     bool
 	lastActive time.Time
 	lastTime   int64
+	startTime  int64     // its first op's time, Unix ms
+	finished   time.Time // when it ended (final)
+	kept       int       // bytes of the answers kept for it once final
 	committing time.Time // when the commit was requested
 	submitted  time.Time // when its current bundle went to L1 (zero: queued)
+	attempts   uint64    // submissions of it so far that L1 did not judge (protocol.Bundle.Attempt)
 	rebases    int
 	results    []OpResult
 	reserved   []string
@@ -205,6 +218,8 @@ type Buffer struct {
 
 	mu       sync.Mutex
 	sessions map[string]*state
+	finals   []*state // final sessions still held, in the order they ended
+	retained int      // their answers' bytes
 	actors   map[string]*actorUse
 	reserved map[string]string // key -> session holding it
 	queue    []*state          // committing, waiting to be submitted
@@ -341,6 +356,7 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 	}
 	if fresh {
 		b.addLocked(s)
+		s.startTime = t
 	}
 	s.lastTime, s.lastActive = t, now
 	b.reserveLocked(s)
@@ -412,6 +428,10 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "session %s is %s", s.ID, s.status)
 		case in.Seq != s.Seq():
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "seq %d out of order: session %s expects seq %d", in.Seq, s.ID, s.Seq())
+		case b.cfg.Now().UnixMilli()-s.startTime > b.cfg.MaxSessionAge.Milliseconds() &&
+			service.Classify(s.ID, in.Seq, in.Method, in.Path) != service.KindAbort:
+			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION",
+				"session %s started more than %s ago (max_session_age), too long for L1 to take its ops; abort it and start another", s.ID, b.cfg.MaxSessionAge)
 		case in.Path == service.CommitPath(s.ID) && len(b.queue) >= b.cfg.MaxQueue:
 			return nil, false, errResp(http.StatusTooManyRequests, "OVERLOADED", "the commit queue is full; retry the commit later")
 		}
@@ -497,7 +517,7 @@ func (b *Buffer) quotaCheck(s *state, fresh bool) func(tx *service.Tx, resp serv
 		if u == nil {
 			return nil // the op was authenticated, which registers its actor
 		}
-		if fresh && s.status == StatusOpen && u.open >= b.cfg.MaxOpenPerActor {
+		if fresh && u.open >= b.cfg.MaxOpenPerActor {
 			return service.Refuse(http.StatusTooManyRequests, "QUOTA_EXCEEDED",
 				"actor %s has %d open sessions on this node, the most one actor may (max_open_per_actor); commit or abort one", s.Actor, u.open)
 		}
@@ -618,6 +638,12 @@ func (b *Buffer) finishLocked(s *state, f *Final) {
 	}
 	s.status, s.final = f.Status, f
 	s.wal = nil
+	s.finished = b.cfg.Now()
+	for _, r := range s.results {
+		s.kept += len(r.Result)
+	}
+	b.finals = append(b.finals, s)
+	b.retained += s.kept
 	// Keep what GET and the event stream show; drop the overlay and the
 	// signed ops, which only L1 submission needed.
 	s.Session = &Session{ID: s.ID, Actor: s.Actor, prev: s.prev}
@@ -791,7 +817,7 @@ func (b *Buffer) takeLocked() ([]*state, []protocol.Bundle) {
 			b.queue = b.queue[1:]
 			continue
 		}
-		bu := s.Bundle(b.cfg.Node, b.cfg.Key)
+		bu := s.Bundle(b.cfg.Node, b.cfg.Key, s.attempts)
 		if n := bu.Size(); len(batch) > 0 && size+n > protocol.MaxBatchBytes {
 			break // every bundle is at most protocol.MaxBundleBytes, so it fits a batch of its own
 		} else {
@@ -833,8 +859,12 @@ func (b *Buffer) inflightLocked(batch []*state, bundles []protocol.Bundle) (tx [
 func (b *Buffer) submit(batch []*state, bundles []protocol.Bundle, tx []byte, hash string) error {
 	b.obs.Batch(len(batch))
 
+	retry := false
+	for i := range bundles {
+		retry = retry || bundles[i].Attempt > 0
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := b.chain.Submit(ctx, tx)
+	err := b.chain.Submit(ctx, tx, retry)
 	cancel()
 	if err == nil {
 		return nil
@@ -846,6 +876,11 @@ func (b *Buffer) submit(batch []*state, bundles []protocol.Bundle, tx []byte, ha
 	}
 	var rej RejectedError
 	if !errors.As(err, &rej) {
+		// It may have reached a mempool all the same: resubmit it as new
+		// bytes, and L1 applies the session at most once.
+		for _, s := range batch {
+			b.retryLocked(s)
+		}
 		b.queue = append(batch, b.queue...)
 		b.mu.Unlock()
 		return err
@@ -906,6 +941,7 @@ func (b *Buffer) applyBlock(blk protocol.Block) {
 			if i >= len(tx.Outcomes) || tx.Outcomes[i].Session != s.ID {
 				// A verdict list that does not match what we sent: resubmit;
 				// L1 applies a session at most once.
+				b.retryLocked(s)
 				b.queue = append(b.queue, s)
 				requeued = true
 				continue
@@ -923,6 +959,18 @@ func (b *Buffer) applyBlock(blk protocol.Block) {
 				if b.rebaseLocked(s, reason) {
 					requeued = true
 				}
+			case protocol.CodeTimeOutOfBounds:
+				// A block made after an L1 outage carries a time from before
+				// it (block time is the median of the votes for the block
+				// before), too early for ops made during the outage; a later
+				// block will not be. Ops too old stay too old.
+				if last := s.lastTime; last > blk.Time {
+					b.retryLocked(s)
+					b.queue = append(b.queue, s)
+					requeued = true
+					continue
+				}
+				b.finishLocked(s, &Final{Status: StatusRejected, Code: out.Code.String(), Reason: reason})
 			default:
 				b.finishLocked(s, &Final{Status: StatusRejected, Code: out.Code.String(), Reason: reason})
 			}
@@ -931,6 +979,14 @@ func (b *Buffer) applyBlock(blk protocol.Block) {
 	b.expireLocked(blk.Time)
 	if requeued {
 		b.rekick()
+	}
+}
+
+// retryLocked counts a submission of s that L1 did not judge, so that the
+// next one is new bytes (protocol.Bundle.Attempt).
+func (b *Buffer) retryLocked(s *state) {
+	if s.attempts < protocol.MaxAttempt {
+		s.attempts++
 	}
 }
 
@@ -1019,14 +1075,15 @@ func truncate(b []byte) string {
 func (b *Buffer) housekeep() {
 	b.mu.Lock()
 	now := b.cfg.Now()
-	for id, s := range b.sessions {
+	for _, s := range b.sessions {
 		switch {
 		case s.status == StatusOpen && now.Sub(s.lastActive) > b.cfg.SessionTTL:
 			b.finishLocked(s, &Final{Status: StatusAborted, Code: "EXPIRED", Reason: "idle longer than the session TTL"})
-		case s.final != nil && now.Sub(s.lastActive) > b.cfg.Retain:
-			delete(b.sessions, id)
+		case s.status == StatusOpen && now.UnixMilli()-s.startTime > b.cfg.MaxSessionAge.Milliseconds():
+			b.finishLocked(s, &Final{Status: StatusAborted, Code: "EXPIRED", Reason: "open longer than max_session_age"})
 		}
 	}
+	b.forgetLocked(now)
 	for id, u := range b.actors {
 		if u.open == 0 && u.reserved == 0 && u.bytes == 0 && now.Sub(u.seen) > time.Minute {
 			delete(b.actors, id) // its rate bucket is full again by now
@@ -1039,6 +1096,7 @@ func (b *Buffer) housekeep() {
 			for _, s := range batch {
 				if s.final == nil {
 					s.submitted = time.Time{}
+					b.retryLocked(s)
 					b.queue = append(b.queue, s)
 					resubmit = true
 				}
@@ -1051,6 +1109,24 @@ func (b *Buffer) housekeep() {
 	}
 	if b.wal.Size() >= b.compact {
 		b.compactWAL()
+	}
+}
+
+// forgetLocked drops final sessions from memory, oldest first, once they
+// ended more than Retain ago or their answers take more than RetainBytes.
+// L1 keeps the committed ones for good (Lookup with their actor).
+func (b *Buffer) forgetLocked(now time.Time) {
+	for len(b.finals) > 0 {
+		s := b.finals[0]
+		if now.Sub(s.finished) <= b.cfg.Retain && b.retained <= b.cfg.RetainBytes {
+			return
+		}
+		b.finals[0] = nil
+		b.finals = b.finals[1:]
+		b.retained -= s.kept
+		if b.sessions[s.ID] == s {
+			delete(b.sessions, s.ID)
+		}
 	}
 }
 

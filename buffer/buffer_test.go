@@ -812,6 +812,26 @@ func TestForeignVerdicts(t *testing.T) {
 	}
 }
 
+// wantResubmission checks that second resends the bundles of first at
+// their next attempt: new bytes, so no mempool cache answers it, and the
+// same sessions otherwise.
+func wantResubmission(t *testing.T, first, second submission) {
+	t.Helper()
+	if bytes.Equal(second.tx, first.tx) {
+		t.Error("resubmitted the same bytes, which a mempool's cache would answer")
+	}
+	for i := range first.batch.Bundles {
+		a, b := first.batch.Bundles[i], second.batch.Bundles[i]
+		if b.Attempt != a.Attempt+1 {
+			t.Errorf("bundle %d: attempt %d, want %d", i, b.Attempt, a.Attempt+1)
+		}
+		b.Attempt, b.Signature = a.Attempt, a.Signature
+		if !bytes.Equal(protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{a}}), protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{b}})) {
+			t.Errorf("bundle %d differs from the first beyond its attempt", i)
+		}
+	}
+}
+
 // TestResubmitAfter: a bundle L1 never judged is sent again; a late
 // verdict of the first copy is ignored and the second settles it.
 func TestResubmitAfter(t *testing.T) {
@@ -824,9 +844,7 @@ func TestResubmitAfter(t *testing.T) {
 	e.clock.Advance(6 * time.Second)
 	e.buf.housekeep()
 	second := e.chain.next(t)
-	if !bytes.Equal(second.tx, first.tx) {
-		t.Error("resubmitted tx differs from the first")
-	}
+	wantResubmission(t, first, second)
 	// L1 applied the first copy: the second is ALREADY_COMMITTED.
 	h := e.chain.judge(t, e.reg, e.buf, first, protocol.CodeOK)
 	e.chain.judge(t, e.reg, e.buf, second, protocol.CodeAlreadyCommitted)
@@ -1090,9 +1108,7 @@ func TestVerdictListMismatch(t *testing.T) {
 	first := e.commitOne(s, "PKG-1")
 	e.buf.OnBlock(protocol.Block{Height: 7, Txs: []protocol.TxResult{{Hash: first.hash}}})
 	second := e.chain.next(t)
-	if !bytes.Equal(second.tx, first.tx) {
-		t.Error("resubmitted tx differs from the first")
-	}
+	wantResubmission(t, first, second)
 	h := e.chain.judge(t, e.reg, e.buf, second, protocol.CodeOK)
 	if f := e.waitFinal(s.id); f.Status != StatusCommitted || f.Height != h {
 		t.Errorf("final: got %+v, want committed at %d", f, h)

@@ -48,6 +48,11 @@ type fakeChain struct {
 	// fail, if set, decides the outcome of Submit call n (1-based); a
 	// failed call is not recorded as a submission.
 	fail func(n int, b *protocol.Batch) error
+	// now is the time of the blocks judge makes; blockLag puts them that
+	// much earlier (as after an L1 outage).
+	now      func() time.Time
+	blockLag time.Duration
+	retries  int // Submit calls with retry set
 }
 
 func newFakeChain(t *testing.T) *fakeChain {
@@ -72,7 +77,7 @@ func (c *fakeChain) Committed() (service.Store, int64) {
 	return chainStore{c}, c.height
 }
 
-func (c *fakeChain) Submit(ctx context.Context, tx []byte) error {
+func (c *fakeChain) Submit(ctx context.Context, tx []byte, retry bool) error {
 	b, err := protocol.DecodeBatch(tx)
 	if err != nil {
 		c.t.Errorf("buffer submitted an undecodable batch: %v", err)
@@ -80,6 +85,9 @@ func (c *fakeChain) Submit(ctx context.Context, tx []byte) error {
 	}
 	c.mu.Lock()
 	c.calls++
+	if retry {
+		c.retries++
+	}
 	n, fail := c.calls, c.fail
 	c.mu.Unlock()
 	if fail != nil {
@@ -200,7 +208,11 @@ func (c *fakeChain) judge(t *testing.T, reg *service.Registry, buf *Buffer, sub 
 		res.Reasons = append(res.Reasons, reason)
 	}
 	c.mu.Unlock()
-	buf.OnBlock(protocol.Block{Height: h, Txs: []protocol.TxResult{res}})
+	bt := int64(0)
+	if c.now != nil {
+		bt = c.now().Add(-c.blockLag).UnixMilli()
+	}
+	buf.OnBlock(protocol.Block{Height: h, Time: bt, Txs: []protocol.TxResult{res}})
 	return h
 }
 
@@ -332,6 +344,7 @@ func newEnv(t *testing.T, adjust func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, chain: newFakeChain(t), clock: newClock(), reg: testRegistry()}
 	e.chain.seed()
+	e.chain.now = e.clock.Now
 	e.cfg = Config{Node: node.ID, Key: node.Key, Registry: e.reg, WALPath: filepath.Join(t.TempDir(), "wal.log"),
 		BatchInterval: time.Millisecond, ResubmitAfter: time.Hour, Now: e.clock.Now}
 	if adjust != nil {

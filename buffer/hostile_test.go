@@ -341,3 +341,32 @@ func TestRefusedAsCommitted(t *testing.T) {
 		})
 	}
 }
+
+// TestStaleBlockTime: the first block after an L1 outage carries a time
+// from before it (the median of the votes for the block before), so ops
+// made during the outage are in its future and L1 answers
+// TIME_OUT_OF_BOUNDS. That is not final: the session is resubmitted as new
+// bytes (its next attempt) to the validators, and a later block applies it.
+// Ops too old stay refused.
+func TestStaleBlockTime(t *testing.T) {
+	e := newEnv(t, nil)
+	s := newSess("outage", operator1)
+	sub := e.commitOne(s, "PKG-1")
+	e.chain.blockLag = time.Minute
+	e.chain.judge(t, e.reg, e.buf, sub, protocol.CodeTimeOutOfBounds)
+	again := e.chain.next(t)
+	if b := again.batch.Bundles[0]; b.Session != s.id || b.Attempt != 1 || again.hash == sub.hash {
+		t.Fatalf("resubmission: session %s attempt %d, same bytes %v", b.Session, b.Attempt, again.hash == sub.hash)
+	}
+	e.chain.mu.Lock()
+	retries := e.chain.retries
+	e.chain.mu.Unlock()
+	if retries != 1 {
+		t.Errorf("%d submissions marked as retries, want 1", retries)
+	}
+	e.chain.blockLag = 0
+	e.chain.judge(t, e.reg, e.buf, again, protocol.CodeOK)
+	if f := e.waitFinal(s.id); f.Status != StatusCommitted {
+		t.Errorf("final %+v, want committed", f)
+	}
+}

@@ -59,10 +59,10 @@ func (s *Session) Seq() uint64 { return uint64(len(s.ops)) }
 func (s *Session) Prev() protocol.Hash { return s.prev }
 
 // Size is the bytes the session holds: its bundle, with room for the
-// commit, and the answers kept for it.
+// commit, the answers kept for it, and its overlay's keys and values.
 func (s *Session) Size() int {
 	n, readSz := s.tx.ReadSetSize()
-	return s.size(len(s.ops), s.opBytes, n, readSz, true) + s.respBytes
+	return s.size(len(s.ops), s.opBytes, n, readSz, true) + s.respBytes + s.tx.Bytes()
 }
 
 // anyNode is the longest node id: sizes are counted as if the bundle were
@@ -76,7 +76,7 @@ func (s *Session) size(nops, opBytes, nreads, readSz int, commitRoom bool) int {
 		nops++
 		opBytes += protocol.OpSize(&commit)
 	}
-	return protocol.BundleSize(s.ID, s.Actor, anyNode, nops, opBytes, nreads, readSz)
+	return protocol.BundleSize(s.ID, s.Actor, anyNode, nops, opBytes, nreads, readSz, protocol.MaxAttempt)
 }
 
 func (s *Session) maxBytes() int {
@@ -109,7 +109,7 @@ func (s *Session) limit(tx *service.Tx, resp service.Response) error {
 		return fmt.Errorf("the answers this node keeps for the session would be %d bytes, over the limit of %d (max_session_bytes); commit it and start another", answers, max)
 	}
 	if s.check != nil {
-		return s.check(tx, resp, bundle+answers)
+		return s.check(tx, resp, bundle+answers+tx.Bytes())
 	}
 	return nil
 }
@@ -158,10 +158,11 @@ func (s *Session) Results() protocol.Hash {
 	return protocol.ResultsDigest(rs)
 }
 
-// Bundle returns the session as a bundle signed by the L2 node.
-func (s *Session) Bundle(node string, key ed25519.PrivateKey) protocol.Bundle {
+// Bundle returns the session as a bundle signed by the L2 node, at attempt
+// (the node's count of earlier submissions of it).
+func (s *Session) Bundle(node string, key ed25519.PrivateKey, attempt uint64) protocol.Bundle {
 	b := protocol.Bundle{Session: s.ID, Actor: s.Actor, Node: node,
-		Ops: append([]protocol.Op(nil), s.ops...), Reads: s.tx.Reads()}
+		Ops: append([]protocol.Op(nil), s.ops...), Reads: s.tx.Reads(), Attempt: attempt}
 	b.Sign(key)
 	return b
 }

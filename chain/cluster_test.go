@@ -139,7 +139,7 @@ func (c *cluster) session(actorID, id string, steps ...step) protocol.Bundle {
 		}
 	}
 	node := c.actor("l2-0")
-	return s.Bundle(node.ID, node.Key())
+	return s.Bundle(node.ID, node.Key(), 0)
 }
 
 // submit broadcasts a batch through validator i and waits for its block;
@@ -359,10 +359,33 @@ func TestCluster(t *testing.T) {
 
 	// The follower's own mempool refuses the same forged op, and passes a
 	// valid batch on to the validators by gossip.
+	// A refused transaction stays refused (the mempool caches its hash),
+	// and sending it again is still answered as refused, not as pending,
+	// through the follower's mempool and through a validator's RPC alike.
+	forgedTx := protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{forged}})
+	sub, err := chain.NewSubmitter([]string{c.net.Validators[0].RPC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		var rej *chain.RejectedError
+		err = c.l2().SubmitLocal(context.Background(), forgedTx)
+		if !errors.As(err, &rej) || protocol.Code(rej.Code) != protocol.CodeUnauthenticated {
+			t.Errorf("forged op through the follower's mempool, try %d: got %v, want a RejectedError with UNAUTHENTICATED", i, err)
+		}
+		err = sub.Submit(context.Background(), forgedTx)
+		if !errors.As(err, &rej) || protocol.Code(rej.Code) != protocol.CodeUnauthenticated {
+			t.Errorf("forged op through a validator's RPC, try %d: got %v, want a RejectedError with UNAUTHENTICATED", i, err)
+		}
+	}
+	// A transaction larger than any node takes is refused for good, typed.
 	var rej *chain.RejectedError
-	err = c.l2().SubmitLocal(context.Background(), protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{forged}}))
-	if !errors.As(err, &rej) || protocol.Code(rej.Code) != protocol.CodeUnauthenticated {
-		t.Errorf("forged op through the follower's mempool: got %v, want a RejectedError with UNAUTHENTICATED", err)
+	huge := make([]byte, protocol.MaxBatchBytes+1)
+	if err := c.l2().SubmitLocal(context.Background(), huge); !errors.As(err, &rej) {
+		t.Errorf("a transaction over the limit through the mempool: got %v, want a RejectedError", err)
+	}
+	if err := sub.Submit(context.Background(), huge); !errors.As(err, &rej) {
+		t.Errorf("a transaction over the limit through RPC: got %v, want a RejectedError", err)
 	}
 	local := c.session("supplier-1", "create-PKG-L", createPackage(c, "supplier-1", "PKG-L"))
 	if err := c.l2().SubmitLocal(context.Background(), protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{local}})); err != nil {

@@ -62,7 +62,7 @@ func (c *cluster) largestSession(supplierID, id string) protocol.Bundle {
 		c.t.Fatalf("commit: %d %s", r.Status, r.Body)
 	}
 	node := c.actor("l2-0")
-	return s.Bundle(node.ID, node.Key())
+	return s.Bundle(node.ID, node.Key(), 0)
 }
 
 // TestLargeBlocks reproduces one large transaction halting L1: a batch of

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/mempool"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
 
 	"github.com/duet-bft/duet/protocol"
 )
@@ -63,7 +63,9 @@ func NewSubmitter(urls []string) (*Submitter, error) {
 const AttemptTimeout = 2 * time.Second
 
 // Submit broadcasts tx (broadcast_tx_sync) to the first node that takes it.
-// A tx already in a node's mempool cache counts as submitted.
+// A tx already in a node's mempool cache is pending there or was refused
+// before (duet's nodes keep refused hashes in the cache): the node's
+// check_tx, which ignores the cache, tells which.
 func (s *Submitter) Submit(ctx context.Context, tx []byte) error {
 	if len(tx) > protocol.MaxBatchBytes {
 		return &RejectedError{Code: uint32(protocol.CodeMalformed),
@@ -75,13 +77,12 @@ func (s *Submitter) Submit(ctx context.Context, tx []byte) error {
 	var errs []error
 	for i := range s.clients {
 		k := (start + i) % len(s.clients)
-		actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
-		res, err := s.clients[k].BroadcastTxSync(actx, tx)
-		cancel()
-		if err == nil && res.Code != 0 {
-			return &RejectedError{Code: res.Code, Log: res.Log}
+		err := attempt(ctx, s.clients[k], tx)
+		var rej *RejectedError
+		if errors.As(err, &rej) {
+			return err
 		}
-		if err == nil || strings.Contains(err.Error(), "tx already exists in cache") {
+		if err == nil {
 			s.mu.Lock()
 			s.next = k
 			s.mu.Unlock()
@@ -95,11 +96,44 @@ func (s *Submitter) Submit(ctx context.Context, tx []byte) error {
 	return errors.Join(errs...)
 }
 
+// attempt submits tx to one node, within AttemptTimeout.
+func attempt(ctx context.Context, c *rpchttp.HTTP, tx []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+	defer cancel()
+	res, err := c.BroadcastTxSync(ctx, tx)
+	if rpcErrorIs(err, mempool.ErrTxInCache) {
+		chk, err := c.CheckTx(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if chk.Code != 0 {
+			return &RejectedError{Code: chk.Code, Log: chk.Log}
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if res.Code != 0 {
+		return &RejectedError{Code: res.Code, Log: res.Log}
+	}
+	return nil
+}
+
+// rpcErrorIs reports whether err is the JSON-RPC form of the node's error
+// target: the server sends err.Error() as the error's data, which is all
+// the structure that crosses the wire.
+func rpcErrorIs(err, target error) bool {
+	var e *rpctypes.RPCError
+	return errors.As(err, &e) && e.Data == target.Error()
+}
+
 // SubmitLocal puts tx into this node's own mempool (CheckTx in process),
 // from where CometBFT gossips it to the validators over p2p: no RPC round
-// trip, no JSON. A tx the mempool already holds counts as submitted.
-// It fails while the node is still catching up; callers then fall back to
-// a Submitter.
+// trip, no JSON. A tx the mempool's cache already holds is pending or was
+// refused before; the application's CheckTx, which ignores the cache,
+// tells which. It fails while the node is still catching up; callers then
+// fall back to a Submitter.
 func (n *Node) SubmitLocal(ctx context.Context, tx []byte) error {
 	if n.CometBFT.ConsensusReactor().WaitSync() {
 		return errors.New("chain: node is catching up")
@@ -107,6 +141,13 @@ func (n *Node) SubmitLocal(ctx context.Context, tx []byte) error {
 	res := make(chan *abci.ResponseCheckTx, 1)
 	err := n.CometBFT.Mempool().CheckTx(tx, func(r *abci.ResponseCheckTx) { res <- r }, mempool.TxInfo{})
 	if errors.Is(err, mempool.ErrTxInCache) {
+		r, err := n.CometBFT.ProxyApp().Mempool().CheckTx(ctx, &abci.RequestCheckTx{Tx: tx, Type: abci.CheckTxType_New})
+		if err != nil {
+			return fmt.Errorf("chain: check a cached tx: %w", err)
+		}
+		if r.Code != 0 {
+			return &RejectedError{Code: r.Code, Log: r.Log}
+		}
 		return nil
 	}
 	if tooLarge, ok := errors.AsType[mempool.ErrTxTooLarge](err); ok {

@@ -78,7 +78,7 @@ func (c *fakeChain) setReady(ready bool, height int64) {
 	c.mu.Unlock()
 }
 
-func (c *fakeChain) Submit(ctx context.Context, tx []byte) error {
+func (c *fakeChain) Submit(ctx context.Context, tx []byte, retry bool) error {
 	b, err := protocol.DecodeBatch(tx)
 	if err != nil {
 		return err

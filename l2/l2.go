@@ -90,8 +90,14 @@ func (c l1) Committed() (service.Store, int64) { return c.n.App.Committed() }
 
 // Submit hands tx to the follower's own mempool, which gossips it to the
 // validators; while the follower catches up, or if its mempool fails, it
-// goes to a validator's RPC instead.
-func (c l1) Submit(ctx context.Context, tx []byte) error {
+// goes to a validator's RPC instead. A retry (sessions L1 did not judge in
+// time) goes to the validators' RPC at once: the follower may have taken a
+// transaction its validators refused, and gossip would never say so; a
+// validator's answer does.
+func (c l1) Submit(ctx context.Context, tx []byte, retry bool) error {
+	if retry {
+		return c.sub.Submit(ctx, tx)
+	}
 	err := c.n.SubmitLocal(ctx, tx)
 	var rej *chain.RejectedError
 	if err == nil || errors.As(err, &rej) {

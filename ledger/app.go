@@ -40,9 +40,9 @@ type Config struct {
 	// CacheSize is the IAVL node cache, in nodes. Default 100000.
 	CacheSize int
 	// SigCache is how many verified signatures to remember (CheckTx, then
-	// FinalizeBlock, verify the same ones). Default 65536: three times what
-	// the largest batch can hold (protocol.MaxBatchSigs), so the signatures
-	// CheckTx checked are still remembered when the block comes.
+	// FinalizeBlock, verify the same ones). Default 3*protocol.MaxBatchSigs
+	// (71,640): three times what the largest batch can hold, so the
+	// signatures CheckTx checked are still remembered when the block comes.
 	SigCache int
 	// Logger receives operational logs; nil discards.
 	Logger *slog.Logger
@@ -79,6 +79,7 @@ func SessionKey(actor, id string) string { return service.SessionKey(actor, id) 
 // honest validator computes.
 type Evidence struct {
 	Node    string `json:"node"`
+	Actor   string `json:"actor"`
 	Session string `json:"session"`
 	Height  int64  `json:"height"`
 	TxHash  string `json:"tx_hash"`
@@ -451,11 +452,11 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 	}
 	digest := protocol.ResultsDigest(results)
 	if mismatch >= 0 {
-		ev := Evidence{Node: b.Node, Session: b.Session, Height: blk.height, TxHash: txHash, Seq: mismatch,
+		ev := Evidence{Node: b.Node, Actor: b.Actor, Session: b.Session, Height: blk.height, TxHash: txHash, Seq: mismatch,
 			Claimed: b.Ops[mismatch].Result.String(), Actual: results[mismatch].String()}
-		// One record per (node, session): resubmitting the same signed lie
-		// cannot grow the state.
-		key := evidencePrefix + b.Node + "/" + b.Session
+		// One record per (node, actor, session): resubmitting the same
+		// signed lie cannot grow the state.
+		key := evidencePrefix + b.Node + "/" + b.Actor + "/" + b.Session
 		if _, ver, err := st.Get(key); err != nil {
 			return verdict{}, err
 		} else if ver == 0 {

@@ -198,7 +198,7 @@ func TestResultMismatch(t *testing.T) {
 			if _, ok := h.sessionRecord("OP-1", "S-1"); ok {
 				t.Fatal("/session/S-1: found after RESULT_MISMATCH, want 404")
 			}
-			want := []ledger.Evidence{{Node: "L2-1", Session: "S-1", Height: h.height, TxHash: txHash(tx), Seq: seq,
+			want := []ledger.Evidence{{Node: "L2-1", Actor: "OP-1", Session: "S-1", Height: h.height, TxHash: txHash(tx), Seq: seq,
 				Claimed: bad.Ops[seq].Result.String(), Actual: good.Ops[seq].Result.String()}}
 			if got := h.evidence("/evidence"); !reflect.DeepEqual(got, want) {
 				t.Fatalf("/evidence: got %+v, want %+v", got, want)

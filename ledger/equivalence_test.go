@@ -286,7 +286,7 @@ func equivalence(t *testing.T, seed uint64) {
 					bt = ot
 				}
 			}
-			bs = append(bs, s.Bundle(p.node.id, p.node.key))
+			bs = append(bs, s.Bundle(p.node.id, p.node.key, 0))
 		}
 		// One to three transactions per block.
 		var txs [][]byte

@@ -343,7 +343,7 @@ func (s *session) commit() {
 	s.must(http.StatusAccepted, http.MethodPost, service.CommitPath(s.s.ID), `{}`)
 }
 
-func (s *session) bundle(node actor) protocol.Bundle { return s.s.Bundle(node.id, node.key) }
+func (s *session) bundle(node actor) protocol.Bundle { return s.s.Bundle(node.id, node.key, 0) }
 
 // Fixtures.
 

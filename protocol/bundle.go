@@ -30,11 +30,17 @@ type Read struct {
 
 // Bundle is one finished session submitted by an L2 node.
 type Bundle struct {
-	Session   string // session id
-	Actor     string // the actor who signed every op
-	Node      string // the L2 node (a registered actor) that executed it
-	Ops       []Op
-	Reads     []Read // sorted by key, no duplicates
+	Session string // session id
+	Actor   string // the actor who signed every op
+	Node    string // the L2 node (a registered actor) that executed it
+	Ops     []Op
+	Reads   []Read // sorted by key, no duplicates
+	// Attempt counts the node's earlier submissions of this session. A
+	// resubmission is then a new transaction, which no mempool answers
+	// from its cache of transactions it has seen (committed or refused).
+	// No verdict depends on it: a session is applied at most once
+	// whatever the attempt. At most MaxAttempt.
+	Attempt   uint64
 	Signature []byte // L2 node's Ed25519 signature of SigningBytes, 64 bytes
 }
 
@@ -59,6 +65,7 @@ const (
 	MaxBundles     = 4096    // bundles of one batch
 	MaxBundleBytes = 1 << 20 // encoded bytes of one bundle
 	MaxBatchBytes  = 2 << 20 // encoded bytes of one batch (one L1 transaction)
+	MaxAttempt     = 1 << 14 // Bundle.Attempt
 
 	maxOpTime = 1 << 62 // bound on Op.Time and Op.Expires, so they fit a varint decoders accept
 )
@@ -202,6 +209,9 @@ func (b *Bundle) Validate() error {
 	if len(b.Signature) != ed25519.SignatureSize {
 		return fmt.Errorf("node signature must be %d bytes", ed25519.SignatureSize)
 	}
+	if b.Attempt > MaxAttempt {
+		return fmt.Errorf("attempt %d exceeds %d", b.Attempt, MaxAttempt)
+	}
 	if n := b.Size(); n > MaxBundleBytes {
 		return fmt.Errorf("bundle of %d bytes exceeds %d", n, MaxBundleBytes)
 	}
@@ -218,17 +228,18 @@ func (b *Bundle) Size() int {
 	for i := range b.Reads {
 		readBytes += ReadSize(b.Reads[i])
 	}
-	return BundleSize(b.Session, b.Actor, b.Node, len(b.Ops), opBytes, len(b.Reads), readBytes) +
+	return BundleSize(b.Session, b.Actor, b.Node, len(b.Ops), opBytes, len(b.Reads), readBytes, b.Attempt) +
 		sizedLen(len(b.Signature)) - sizedLen(ed25519.SignatureSize)
 }
 
 // BundleSize is the encoded size of a bundle of session, actor and node
 // (with a 64-byte node signature) holding nops ops of opBytes bytes in all
-// (each its OpSize) and nreads reads of readBytes (each its ReadSize). An
-// L2 node keeps the sums as a session grows.
-func BundleSize(session, actor, node string, nops, opBytes, nreads, readBytes int) int {
+// (each its OpSize) and nreads reads of readBytes (each its ReadSize), at
+// attempt. An L2 node keeps the sums as a session grows.
+func BundleSize(session, actor, node string, nops, opBytes, nreads, readBytes int, attempt uint64) int {
 	return sizedLen(len(session)) + sizedLen(len(actor)) + sizedLen(len(node)) +
-		uvarintLen(uint64(nops)) + opBytes + uvarintLen(uint64(nreads)) + readBytes + sizedLen(ed25519.SignatureSize)
+		uvarintLen(uint64(nops)) + opBytes + uvarintLen(uint64(nreads)) + readBytes + uvarintLen(attempt) +
+		sizedLen(ed25519.SignatureSize)
 }
 
 // OpSize is the encoded size of op inside a bundle.
@@ -309,7 +320,7 @@ func appendBundleBody(out []byte, b *Bundle) []byte {
 		out = appendString(out, b.Reads[i].Key)
 		out = binary.AppendUvarint(out, b.Reads[i].Version)
 	}
-	return out
+	return binary.AppendUvarint(out, b.Attempt)
 }
 
 func appendString(out []byte, s string) []byte {
@@ -365,6 +376,7 @@ func DecodeBatch(data []byte) (*Batch, error) {
 			bu.Reads[j].Key = d.string(MaxKeyLen)
 			bu.Reads[j].Version = d.uvarint()
 		}
+		bu.Attempt = d.uvarint()
 		bu.Signature = d.bytes(ed25519.SignatureSize)
 		if d.err == nil {
 			if err := bu.Validate(); err != nil {

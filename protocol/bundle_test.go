@@ -257,7 +257,7 @@ func outcomesHeader(n uint64) enc { return enc{0xD2}.u(n) }
 func TestHandEncoderMatches(t *testing.T) {
 	// The hand encoder and EncodeBatch agree on a simple bundle, so the
 	// hostile inputs below differ from valid ones only where intended.
-	valid := batchHeader(1).ids().u(1).op(5).u(1).s("k").u(2).sig()
+	valid := batchHeader(1).ids().u(1).op(5).u(1).s("k").u(2).u(0).sig()
 	b := &protocol.Batch{Bundles: []protocol.Bundle{{
 		Session: "s-1", Actor: "alice", Node: "node-1",
 		Ops:       []protocol.Op{{Method: "POST", Path: "/v1/x", Signature: make([]byte, 64), Time: 5, Expires: 5}},
@@ -296,11 +296,11 @@ func TestDecodeBatchRejects(t *testing.T) {
 		{"trailing byte", append(append([]byte(nil), valid...), 0)},
 		{"two encodings concatenated", append(append([]byte(nil), valid...), valid...)},
 		{"non-minimal bundle count", append([]byte{0xD3, 0x83, 0x00}, valid[2:]...)},
-		{"non-minimal session length", batchHeader(1).raw(0x83, 0x00).raw([]byte("s-1")...).s("alice").s("node-1").u(1).op(5).u(0).sig()},
-		{"non-minimal op time", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().raw(0x85, 0x80, 0x00).u(5).hash().u(0).sig()},
-		{"non-minimal op expiry", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().u(5).raw(0x85, 0x80, 0x00).hash().u(0).sig()},
-		{"non-minimal read version", batchHeader(1).ids().u(1).op(5).u(1).s("k").raw(0x80, 0x00).sig()},
-		{"overlong varint", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().raw(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f).hash().u(0).sig()},
+		{"non-minimal session length", batchHeader(1).raw(0x83, 0x00).raw([]byte("s-1")...).s("alice").s("node-1").u(1).op(5).u(0).u(0).sig()},
+		{"non-minimal op time", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().raw(0x85, 0x80, 0x00).u(5).hash().u(0).u(0).sig()},
+		{"non-minimal op expiry", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().u(5).raw(0x85, 0x80, 0x00).hash().u(0).u(0).sig()},
+		{"non-minimal read version", batchHeader(1).ids().u(1).op(5).u(1).s("k").raw(0x80, 0x00).u(0).sig()},
+		{"overlong varint", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().raw(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f).hash().u(0).u(0).sig()},
 		{"unsorted reads", mutated(func(b *protocol.Batch) {
 			r := b.Bundles[0].Reads
 			r[0], r[1] = r[1], r[0]
@@ -341,9 +341,11 @@ func TestDecodeBatchRejects(t *testing.T) {
 		{"path too long", mutated(func(b *protocol.Batch) { b.Bundles[0].Ops[1].Path = "/" + strings.Repeat("p", protocol.MaxPathLen) })},
 		{"body too long", mutated(func(b *protocol.Batch) { b.Bundles[0].Ops[1].Body = make([]byte, protocol.MaxBody+1) })},
 		{"negative op time", mutated(func(b *protocol.Batch) { b.Bundles[0].Ops[1].Time = -1 })},
-		{"op time above 2^62", batchHeader(1).ids().u(1).op(1<<62 + 1).u(0).sig()},
+		{"op time above 2^62", batchHeader(1).ids().u(1).op(1<<62 + 1).u(0).u(0).sig()},
 		{"op expiry before op time", mutated(func(b *protocol.Batch) { b.Bundles[0].Ops[1].Expires = b.Bundles[0].Ops[1].Time - 1 })},
-		{"op expiry above 2^62", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().u(5).u(1<<62 + 1).hash().u(0).sig()},
+		{"non-minimal attempt", batchHeader(1).ids().u(1).op(5).u(0).raw(0x80, 0x00).sig()},
+		{"attempt over MaxAttempt", batchHeader(1).ids().u(1).op(5).u(0).u(protocol.MaxAttempt + 1).sig()},
+		{"op expiry above 2^62", batchHeader(1).ids().u(1).s("POST").s("/v1/x").b(nil).sig().u(5).u(1<<62 + 1).hash().u(0).u(0).sig()},
 		{"bundle over MaxBundleBytes", mutated(func(b *protocol.Batch) {
 			op := b.Bundles[1].Ops[0]
 			op.Body = make([]byte, protocol.MaxBody)
@@ -483,7 +485,8 @@ func TestBundleSize(t *testing.T) {
 		specs = append(specs, opSpec{"POST", "/v1/x/" + strings.Repeat("p", n%40), bytes.Repeat([]byte{'b'}, n*37%500), int64(n) << (n % 50)})
 		reads = append(reads, protocol.Read{Key: fmt.Sprintf("k%05d", n), Version: uint64(n) << (n % 60)})
 		b := signedBundle("s-1", "alice", "node-1", aliceKey, nodeKey, specs, reads)
-		check(fmt.Sprintf("%d ops", len(specs)), b)
+		b.Attempt = min(uint64(n)<<(n%15), protocol.MaxAttempt)
+		check(fmt.Sprintf("%d ops, attempt %d", len(specs), b.Attempt), b)
 		for _, r := range reads {
 			if protocol.ReadSize(r) > protocol.MaxReadSize(r.Key) {
 				t.Fatalf("ReadSize(%v) = %d > MaxReadSize %d", r, protocol.ReadSize(r), protocol.MaxReadSize(r.Key))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/duet-bft/duet/protocol"
 )
@@ -275,6 +276,15 @@ func MustJSON(v any) []byte {
 func DecodeJSON(data []byte, v any) error {
 	if err := CheckJSON(data); err != nil {
 		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	return decodeStrict(data, v)
+}
+
+// decodeStrict is DecodeJSON without the size limits, for the genesis,
+// which every validator vouches for and which may list many actors.
+func decodeStrict(data []byte, v any) error {
+	if !utf8.Valid(data) {
+		return errors.New("invalid JSON: not UTF-8")
 	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()

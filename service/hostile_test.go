@@ -238,3 +238,23 @@ func TestQueryRecovers(t *testing.T) {
 		t.Errorf("zero registry: %d %s, want 404", resp.Status, resp.Body)
 	}
 }
+
+// TestLargeGenesis: the genesis is not a session; a consortium may start
+// with more actors than one session could read or write.
+func TestLargeGenesis(t *testing.T) {
+	var actors [][]byte
+	for i := range protocol.MaxReads + 10 {
+		actors = append(actors, actorJSON(fmt.Sprintf("op-%d", i), "operator", "acme", pubKey(aliceKey)))
+	}
+	tx := NewTx(newMemStore())
+	if err := NewRegistry().InitGenesis(tx, []byte(genesisJSON(actors...))); err != nil {
+		t.Fatalf("InitGenesis of %d actors: %v", len(actors), err)
+	}
+	if got := len(tx.Writes()); got != len(actors) {
+		t.Errorf("%d actors written, want %d", got, len(actors))
+	}
+	// A session on the same Tx type is bounded again.
+	if _, ok := tx.Get("x"); ok || tx.genesis {
+		t.Error("the genesis flag outlived InitGenesis")
+	}
+}

@@ -303,10 +303,13 @@ func (r *Registry) InitGenesis(tx *Tx, raw json.RawMessage) error {
 		App    json.RawMessage `json:"app"`
 	}
 	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := DecodeJSON(raw, &g); err != nil {
+		if err := decodeStrict(raw, &g); err != nil {
 			return fmt.Errorf("genesis app_state: %w", err)
 		}
 	}
+	// The genesis is not a session: no session limits.
+	tx.genesis = true
+	defer func() { tx.genesis = false }()
 	for _, a := range g.Actors {
 		if err := a.Validate(); err != nil {
 			return fmt.Errorf("genesis actor %q: %w", a.ID, err)

@@ -87,7 +87,7 @@ func (b *byzantine) session(signer client.Signer, id string, exp time.Time, ops 
 		}
 		resps = append(resps, resp)
 	}
-	return s.Bundle(b.node.ID, b.node.Key()), resps
+	return s.Bundle(b.node.ID, b.node.Key(), 0), resps
 }
 
 // submit broadcasts a batch of bundles to validator 0. It returns CheckTx's
