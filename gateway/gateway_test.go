@@ -3,8 +3,8 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"

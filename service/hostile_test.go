@@ -176,7 +176,9 @@ func TestTxLimits(t *testing.T) {
 	})
 	st := testStore()
 	tx := NewTx(st)
-	do := func(seq uint64, path string) Response { return r.Apply(tx, signOp(aliceKey, "alice", seq, http.MethodPost, path, nil)) }
+	do := func(seq uint64, path string) Response {
+		return r.Apply(tx, signOp(aliceKey, "alice", seq, http.MethodPost, path, nil))
+	}
 	if resp := do(1, fmt.Sprintf("/v1/read/%d", protocol.MaxReads-10)); resp.Status != http.StatusOK {
 		t.Fatalf("reads within the limit: %d %s", resp.Status, resp.Body)
 	}
