@@ -370,3 +370,62 @@ func TestStaleBlockTime(t *testing.T) {
 		t.Errorf("final %+v, want committed", f)
 	}
 }
+
+// TestMaxSessionAge: L1 takes no op older than 24 hours, so a session kept
+// alive longer would get receipts for ops L1 refuses. An open session past
+// max_session_age takes nothing but an abort, and housekeeping ends it.
+func TestMaxSessionAge(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxSessionAge = time.Hour; c.SessionTTL = 15 * time.Minute })
+	s := newSess("long", operator1)
+	s.exp = e.clock.Now().Add(3 * time.Hour).UnixMilli()
+	e.start(s, "PKG-1")
+	for range 6 { // active every 10 minutes: never idle long enough to expire
+		e.clock.Advance(10 * time.Minute)
+		e.scan(s, "PKG-1")
+	}
+	e.clock.Advance(time.Minute)
+	rep := e.do(s, http.MethodPost, pkgPath("PKG-1", "scan"), `{}`)
+	wantRefused(t, "a step past max_session_age", rep, s, s.seq, http.StatusConflict, "FAILED_PRECONDITION")
+	if !strings.Contains(string(rep.Resp.Body), "max_session_age") {
+		t.Errorf("refusal does not name the limit: %s", rep.Resp.Body)
+	}
+	wantRefused(t, "a commit past max_session_age", e.do(s, http.MethodPost, service.CommitPath(s.id), `{}`), s, s.seq, http.StatusConflict, "FAILED_PRECONDITION")
+	e.abort(s)
+
+	other := newSess("long-2", operator2)
+	other.exp = s.exp
+	e.start(other, "PKG-2")
+	e.clock.Advance(61 * time.Minute)
+	e.buf.housekeep()
+	if f := e.waitFinal(other.id); f.Status != StatusAborted || f.Code != "EXPIRED" {
+		t.Errorf("a session past max_session_age after housekeeping: %+v, want aborted EXPIRED", f)
+	}
+}
+
+// TestRetainBytes: final sessions stay in memory for Retain, but only while
+// their answers fit RetainBytes: the oldest are forgotten first, so a busy
+// actor cannot fill a node's memory with finished sessions.
+func TestRetainBytes(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RetainBytes = 150 << 10; c.ActorRate = -1 })
+	var ids []string
+	for i := range 5 {
+		s := e.startNew(fmt.Sprintf("r-%d", i), operator1, "")
+		e.must(s, http.StatusOK, http.MethodPost, "/v1/test/echo/50000", `{}`)
+		e.abort(s)
+		ids = append(ids, s.id)
+	}
+	e.buf.housekeep()
+	for i, id := range ids {
+		_, held := e.buf.Lookup(id, "")
+		if want := i >= 2; held != want {
+			t.Errorf("session %s held %v, want %v (the newest three fit 150 KiB)", id, held, want)
+		}
+	}
+	e.clock.Advance(11 * time.Minute) // past the default Retain
+	e.buf.housekeep()
+	for _, id := range ids {
+		if _, held := e.buf.Lookup(id, ""); held {
+			t.Errorf("session %s held past Retain", id)
+		}
+	}
+}

@@ -48,6 +48,12 @@ type FileConfig struct {
 	MaxBytesPerActor    int     `json:"max_bytes_per_actor"`    // default 64 MiB
 	ActorRate           float64 `json:"actor_rate"`             // signed ops per second per actor; default 200; negative: no limit
 	ActorBurst          int     `json:"actor_burst"`            // default 2*actor_rate
+
+	MaxOpen       int    `json:"max_open"`        // open sessions of the node; default 10000
+	MaxQueue      int    `json:"max_queue"`       // commits waiting for L1; default 20000
+	MaxSessionAge string `json:"max_session_age"` // an open session this old takes only an abort; default 12h
+	MaxOpLifetime string `json:"max_op_lifetime"` // how far ahead an op's expiry may be; default 24h
+	RetainBytes   int    `json:"retain_bytes"`    // answers of final sessions kept in memory; default 256 MiB
 }
 
 // KeyFileContent is config/l2_key.json.
@@ -154,6 +160,14 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l2: max_lag: %w", err)
 	}
+	maxAge, err := duration(fc.MaxSessionAge, 12*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("l2: max_session_age: %w", err)
+	}
+	maxLife, err := duration(fc.MaxOpLifetime, 24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("l2: max_op_lifetime: %w", err)
+	}
 	sub, err := chain.NewSubmitter(fc.L1RPC)
 	if err != nil {
 		return nil, err
@@ -183,7 +197,8 @@ func Start(cfg Config) (*Node, error) {
 		WALPath: filepath.Join(dataDir, "wal.log"), BatchInterval: interval, BatchMax: fc.BatchMax,
 		SessionTTL: ttl, MaxLag: maxLag, MaxSessionBytes: fc.MaxSessionBytes, MaxOpenPerActor: fc.MaxOpenPerActor,
 		MaxReservedPerActor: fc.MaxReservedPerActor, MaxBytesPerActor: fc.MaxBytesPerActor, ActorRate: fc.ActorRate,
-		ActorBurst: fc.ActorBurst, Logger: log, Observer: metrics}, chainIO)
+		ActorBurst: fc.ActorBurst, MaxOpen: fc.MaxOpen, MaxQueue: fc.MaxQueue, MaxSessionAge: maxAge,
+		MaxOpLifetime: maxLife, RetainBytes: fc.RetainBytes, Logger: log, Observer: metrics}, chainIO)
 	if err != nil {
 		cn.Stop()
 		return nil, err
