@@ -121,13 +121,6 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-func duration(s string, def time.Duration) (time.Duration, error) {
-	if s == "" {
-		return def, nil
-	}
-	return time.ParseDuration(s)
-}
-
 // Start starts the follower, replays the buffer's WAL and serves HTTP.
 func Start(cfg Config) (*Node, error) {
 	if cfg.Home == "" || cfg.Registry == nil {
@@ -148,25 +141,26 @@ func Start(cfg Config) (*Node, error) {
 	if len(kf.PrivateKey) != ed25519.SeedSize || kf.ID != fc.Node {
 		return nil, errors.New("l2: key file does not hold the key of config's node")
 	}
-	interval, err := duration(fc.BatchInterval, 10*time.Millisecond)
-	if err != nil {
-		return nil, fmt.Errorf("l2: batch_interval: %w", err)
-	}
-	ttl, err := duration(fc.SessionTTL, 15*time.Minute)
-	if err != nil {
-		return nil, fmt.Errorf("l2: session_ttl: %w", err)
-	}
-	maxLag, err := duration(fc.MaxLag, 2*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("l2: max_lag: %w", err)
-	}
-	maxAge, err := duration(fc.MaxSessionAge, 12*time.Hour)
-	if err != nil {
-		return nil, fmt.Errorf("l2: max_session_age: %w", err)
-	}
-	maxLife, err := duration(fc.MaxOpLifetime, 24*time.Hour)
-	if err != nil {
-		return nil, fmt.Errorf("l2: max_op_lifetime: %w", err)
+	// Durations left out take the buffer's defaults (buffer.Config).
+	var interval, ttl, maxLag, maxAge, maxLife time.Duration
+	for _, d := range []struct {
+		name, in string
+		out      *time.Duration
+	}{
+		{"batch_interval", fc.BatchInterval, &interval},
+		{"session_ttl", fc.SessionTTL, &ttl},
+		{"max_lag", fc.MaxLag, &maxLag},
+		{"max_session_age", fc.MaxSessionAge, &maxAge},
+		{"max_op_lifetime", fc.MaxOpLifetime, &maxLife},
+	} {
+		if d.in == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.in)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("l2: %s %q: want a positive Go duration, such as 10ms or 15m", d.name, d.in)
+		}
+		*d.out = v
 	}
 	sub, err := chain.NewSubmitter(fc.L1RPC)
 	if err != nil {
