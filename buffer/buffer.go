@@ -174,6 +174,7 @@ type state struct {
 	committing time.Time // when the commit was requested
 	submitted  time.Time // when its current bundle went to L1 (zero: queued)
 	attempts   uint64    // submissions of it so far that L1 did not judge (protocol.Bundle.Attempt)
+	alone      bool      // its last batch was refused: it goes next in a batch of its own
 	rebases    int
 	results    []OpResult
 	reserved   []string
@@ -384,17 +385,18 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 	b.mu.Unlock()
 
 	err = <-durable
-	if kind == service.KindCommit || kind == service.KindDirect {
+	b.mu.Lock()
+	switch {
+	case err != nil:
+		// The op is kept in memory but not in the log, and its client is
+		// told it failed: the session cannot go on truthfully.
+		b.finishLocked(s, &Final{Status: StatusRejected, Code: "INTERNAL", Reason: "an op could not be made durable"})
+	case (kind == service.KindCommit || kind == service.KindDirect) && s.final == nil:
 		// Only a commit that is durable goes to L1: after a crash, replay
 		// finds every op of a session L1 may have applied.
-		b.mu.Lock()
-		if err != nil {
-			b.finishLocked(s, &Final{Status: StatusRejected, Code: "INTERNAL", Reason: "the commit could not be made durable"})
-		} else if s.final == nil {
-			b.enqueueLocked(s)
-		}
-		b.mu.Unlock()
+		b.enqueueLocked(s)
 	}
+	b.mu.Unlock()
 	if err != nil {
 		b.log.Error("wal append failed", "err", err)
 		return errResp(http.StatusInternalServerError, "INTERNAL", "the op could not be made durable: %v", err)
@@ -419,6 +421,7 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 // admitLocked checks an op against the session it belongs to (or opens a
 // new one) before anything executes.
 func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
+	kind := service.Classify(in.Session, in.Seq, in.Method, in.Path)
 	s := b.sessions[in.Session]
 	if s != nil {
 		switch {
@@ -428,11 +431,12 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "session %s is %s", s.ID, s.status)
 		case in.Seq != s.Seq():
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "seq %d out of order: session %s expects seq %d", in.Seq, s.ID, s.Seq())
-		case b.cfg.Now().UnixMilli()-s.startTime > b.cfg.MaxSessionAge.Milliseconds() &&
-			service.Classify(s.ID, in.Seq, in.Method, in.Path) != service.KindAbort:
+		case b.cfg.Now().UnixMilli()-s.startTime > b.cfg.MaxSessionAge.Milliseconds() && kind != service.KindAbort:
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION",
 				"session %s started more than %s ago (max_session_age), too long for L1 to take its ops; abort it and start another", s.ID, b.cfg.MaxSessionAge)
-		case in.Path == service.CommitPath(s.ID) && len(b.queue) >= b.cfg.MaxQueue:
+		case kind == service.KindInvalid:
+			return nil, false, errResp(http.StatusBadRequest, "INVALID_ARGUMENT", "%s %s is session control out of place in session %s (at seq %d)", in.Method, in.Path, s.ID, in.Seq)
+		case kind == service.KindCommit && len(b.queue) >= b.cfg.MaxQueue:
 			return nil, false, errResp(http.StatusTooManyRequests, "OVERLOADED", "the commit queue is full; retry the commit later")
 		}
 		return s, false, nil
@@ -440,7 +444,7 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 	if in.Seq != 0 {
 		return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "session %s is not open on this node; a session starts at seq 0", in.Session)
 	}
-	if service.Classify(in.Session, 0, in.Method, in.Path) == service.KindInvalid {
+	if kind == service.KindInvalid {
 		return nil, false, errResp(http.StatusNotFound, "NOT_FOUND", "session %s is not open on this node", in.Session)
 	}
 	st, _ := b.chain.Committed()
@@ -817,6 +821,9 @@ func (b *Buffer) takeLocked() ([]*state, []protocol.Bundle) {
 			b.queue = b.queue[1:]
 			continue
 		}
+		if s.alone && len(batch) > 0 {
+			break // it goes in a batch of its own
+		}
 		bu := s.Bundle(b.cfg.Node, b.cfg.Key, s.attempts)
 		if n := bu.Size(); len(batch) > 0 && size+n > protocol.MaxBatchBytes {
 			break // every bundle is at most protocol.MaxBundleBytes, so it fits a batch of its own
@@ -825,6 +832,10 @@ func (b *Buffer) takeLocked() ([]*state, []protocol.Bundle) {
 		}
 		batch, bundles = append(batch, s), append(bundles, bu)
 		b.queue = b.queue[1:]
+		if s.alone {
+			s.alone = false
+			break
+		}
 	}
 	return batch, bundles
 }
@@ -874,6 +885,7 @@ func (b *Buffer) submit(batch []*state, bundles []protocol.Bundle, tx []byte, ha
 	for _, s := range batch {
 		s.submitted = time.Time{}
 	}
+	defer b.mu.Unlock()
 	var rej RejectedError
 	if !errors.As(err, &rej) {
 		// It may have reached a mempool all the same: resubmit it as new
@@ -881,39 +893,37 @@ func (b *Buffer) submit(batch []*state, bundles []protocol.Bundle, tx []byte, ha
 		for _, s := range batch {
 			b.retryLocked(s)
 		}
-		b.queue = append(batch, b.queue...)
-		b.mu.Unlock()
+		b.queue = append(slices.Clone(batch), b.queue...)
 		return err
 	}
-	if len(batch) == 1 {
-		code, log := rej.Rejected()
-		if protocol.Code(code) == protocol.CodeAlreadyCommitted {
-			// Resubmitted after L1 applied it (its verdict was missed).
-			b.finishLocked(batch[0], b.alreadyCommittedLocked(batch[0].Session))
-		} else {
-			b.finishLocked(batch[0], &Final{Status: StatusRejected, Code: protocol.Code(code).String(), Reason: log})
+	if len(batch) > 1 {
+		// Split: each goes again alone, first in the queue, so one bad
+		// bundle cannot hold back the others.
+		for _, s := range batch {
+			s.alone = true
 		}
-		b.mu.Unlock()
+		b.queue = append(slices.Clone(batch), b.queue...)
 		return nil
 	}
-	b.mu.Unlock()
-	for k, s := range batch {
-		b.mu.Lock()
-		if s.final != nil {
-			b.mu.Unlock()
-			continue
-		}
-		tx, hash := b.inflightLocked(batch[k:k+1], bundles[k:k+1])
-		b.mu.Unlock()
-		if err := b.submit(batch[k:k+1], bundles[k:k+1], tx, hash); err != nil {
-			b.mu.Lock()
-			b.queue = append(append([]*state(nil), batch[k+1:]...), b.queue...)
-			b.mu.Unlock()
-			return err
-		}
+	s := batch[0]
+	code, log := rej.Rejected()
+	if protocol.Code(code) != protocol.CodeAlreadyCommitted {
+		b.finishLocked(s, &Final{Status: StatusRejected, Code: protocol.Code(code).String(), Reason: log})
+		return nil
 	}
-	return nil
+	// Resubmitted after L1 applied it (its verdict was missed).
+	if f, known := b.alreadyCommittedLocked(s.Session); known {
+		b.finishLocked(s, f)
+		return nil
+	}
+	b.retryLocked(s)
+	b.queue = append(b.queue, s)
+	return errFollowerBehind
 }
+
+// errFollowerBehind: L1 says it applied a session that the node's follower
+// does not show yet; the committer waits a moment and asks again.
+var errFollowerBehind = errors.New("buffer: L1 applied a session the node's follower does not show yet")
 
 func (b *Buffer) rekick() {
 	select {
@@ -954,7 +964,13 @@ func (b *Buffer) applyBlock(blk protocol.Block) {
 			case protocol.CodeOK:
 				b.finishLocked(s, &Final{Status: StatusCommitted, Height: blk.Height, TxHash: tx.Hash})
 			case protocol.CodeAlreadyCommitted:
-				b.finishLocked(s, b.alreadyCommittedLocked(s.Session))
+				if f, known := b.alreadyCommittedLocked(s.Session); known {
+					b.finishLocked(s, f)
+				} else {
+					b.retryLocked(s)
+					b.queue = append(b.queue, s)
+					requeued = true
+				}
 			case protocol.CodeConflict:
 				if b.rebaseLocked(s, reason) {
 					requeued = true
@@ -996,6 +1012,12 @@ func (b *Buffer) retryLocked(s *state) {
 func (b *Buffer) expireLocked(blockTime int64) {
 	expire := func(s *state) {
 		if exp := s.expires(); s.final == nil && exp < blockTime {
+			// An earlier submission may have been applied, its verdict
+			// missed: L1's record says.
+			if f, known := b.alreadyCommittedLocked(s.Session); known {
+				b.finishLocked(s, f)
+				return
+			}
 			b.finishLocked(s, &Final{Status: StatusRejected, Code: protocol.CodeExpired.String(),
 				Reason: fmt.Sprintf("its last op expired at %d, and L1's block time is now %d", exp, blockTime)})
 		}
@@ -1013,21 +1035,23 @@ func (b *Buffer) expireLocked(blockTime int64) {
 // alreadyCommittedLocked is the end of a session L1 found already
 // committed: committed only if L1's record is of this very session (its
 // actor's op chain, whose last op names every op before it, and the same
-// results); otherwise rejected, saying how the record differs.
-func (b *Buffer) alreadyCommittedLocked(s *Session) *Final {
+// results); otherwise rejected, saying how the record differs. known is
+// false while the node's follower holds no record yet (L1 answered from a
+// validator that is ahead of it): the session is not ended then.
+func (b *Buffer) alreadyCommittedLocked(s *Session) (f *Final, known bool) {
 	st, _ := b.chain.Committed()
 	rec, ok := service.LookupSession(st, s.Actor, s.ID)
 	switch {
 	case !ok:
-		return &Final{Status: StatusRejected, Code: protocol.CodeAlreadyCommitted.String(), Reason: "L1 answered ALREADY_COMMITTED but holds no record of session " + s.ID}
+		return nil, false
 	case rec.LastOp != s.Prev().String():
 		return &Final{Status: StatusRejected, Code: protocol.CodeAlreadyCommitted.String(),
-			Reason: fmt.Sprintf("session id %s of %s was committed at height %d with other ops (last op %s, not %s)", s.ID, s.Actor, rec.Height, rec.LastOp, s.Prev())}
+			Reason: fmt.Sprintf("session id %s of %s was committed at height %d with other ops (last op %s, not %s)", s.ID, s.Actor, rec.Height, rec.LastOp, s.Prev())}, true
 	case rec.Results != s.Results().String():
 		return &Final{Status: StatusRejected, Code: protocol.CodeAlreadyCommitted.String(),
-			Reason: fmt.Sprintf("session id %s of %s was committed at height %d with other results (%s, not %s)", s.ID, s.Actor, rec.Height, rec.Results, s.Results())}
+			Reason: fmt.Sprintf("session id %s of %s was committed at height %d with other results (%s, not %s)", s.ID, s.Actor, rec.Height, rec.Results, s.Results())}, true
 	}
-	return &Final{Status: StatusCommitted, Height: rec.Height, TxHash: rec.TxHash}
+	return &Final{Status: StatusCommitted, Height: rec.Height, TxHash: rec.TxHash}, true
 }
 
 // rebaseLocked re-executes a conflicted session on the current committed

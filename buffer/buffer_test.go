@@ -750,7 +750,6 @@ func TestVerdicts(t *testing.T) {
 			&service.SessionRecord{Node: node.ID, LastOp: protocol.ZeroHash.String()}, StatusRejected, "ALREADY_COMMITTED"},
 		{"already committed: other results", protocol.CodeAlreadyCommitted,
 			&service.SessionRecord{Node: node.ID, Results: protocol.ZeroHash.String()}, StatusRejected, "ALREADY_COMMITTED"},
-		{"already committed: no record", protocol.CodeAlreadyCommitted, nil, StatusRejected, "ALREADY_COMMITTED"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -427,5 +428,91 @@ func TestRetainBytes(t *testing.T) {
 		if _, held := e.buf.Lookup(id, ""); held {
 			t.Errorf("session %s held past Retain", id)
 		}
+	}
+}
+
+// TestSplitThenTransient: a refused batch is split and each of its
+// sessions goes again alone; a transient failure of one of them, while
+// another session waits in the queue, loses none and sends none twice.
+func TestSplitThenTransient(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.BatchMax = 3; c.BatchInterval = time.Hour })
+	fourthQueued := make(chan struct{})
+	e.chain.setFail(func(n int, b *protocol.Batch) error {
+		switch {
+		case len(b.Bundles) > 1:
+			<-fourthQueued
+			return rejectedErr{code: uint32(protocol.CodeMalformed), log: "refused as a whole"}
+		case b.Bundles[0].Session == "s1" && b.Bundles[0].Attempt == 0:
+			return errUnreachable
+		}
+		return nil
+	})
+	e.lead()
+	for _, id := range []string{"s1", "s2", "s3", "s4"} {
+		s := e.startNew(id, operator1, "")
+		e.commit(s)
+	}
+	close(fourthQueued)
+	sent := map[string]int{}
+	var subs []submission
+	for len(subs) < 4 {
+		sub := e.chain.next(t)
+		for _, b := range sub.batch.Bundles {
+			sent[b.Session]++
+		}
+		subs = append(subs, sub)
+	}
+	e.chain.none(t, 300*time.Millisecond)
+	if want := map[string]int{"s1": 1, "s2": 1, "s3": 1, "s4": 1}; fmt.Sprint(sent) != fmt.Sprint(want) {
+		t.Fatalf("sent %v, want each session once", sent)
+	}
+	for _, sub := range subs {
+		codes := make([]protocol.Code, len(sub.batch.Bundles))
+		e.chain.judge(t, e.reg, e.buf, sub, codes...)
+	}
+	for _, id := range []string{"s1", "s2", "s3", "s4"} {
+		if f := e.waitFinal(id); f.Status != StatusCommitted {
+			t.Errorf("%s: %+v", id, f)
+		}
+	}
+}
+
+// TestAlreadyCommittedAhead: a validator ahead of the node's follower
+// refuses a resubmitted session as ALREADY_COMMITTED before the follower
+// holds its record. The session is not ended then (it was applied, but the
+// node cannot check it yet): it is asked about again, and once the
+// follower holds the record it ends committed.
+func TestAlreadyCommittedAhead(t *testing.T) {
+	e := newEnv(t, nil)
+	s := newSess("ahead", operator1)
+	e.start(s, "PKG-1")
+	var mu sync.Mutex
+	var seen []protocol.Bundle
+	e.chain.setFail(func(n int, b *protocol.Batch) error {
+		mu.Lock()
+		seen = append(seen, b.Bundles[0])
+		mu.Unlock()
+		return rejectedErr{code: uint32(protocol.CodeAlreadyCommitted), log: "every bundle of the batch is already committed"}
+	})
+	e.commit(s)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not asked again")
+		}
+	}
+	if got := e.status(s.id); got != StatusCommitting {
+		t.Fatalf("while the follower holds no record: %s, want committing", got)
+	}
+	mu.Lock()
+	e.chain.putJSON(service.SessionKey(operator1.ID, s.id), recordOf(&seen[0], 9, "AB"))
+	mu.Unlock()
+	if f := e.waitFinal(s.id); f.Status != StatusCommitted || f.Height != 9 {
+		t.Errorf("final %+v, want committed at 9", f)
 	}
 }
