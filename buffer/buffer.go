@@ -95,6 +95,8 @@ func (c *Config) Validate() error {
 		return errors.New("buffer: Config.WALPath is required")
 	case c.BatchMax > protocol.MaxBundles:
 		return fmt.Errorf("buffer: Config.BatchMax %d exceeds what L1 accepts (protocol.MaxBundles, %d)", c.BatchMax, protocol.MaxBundles)
+	case c.MaxSessionAge >= protocol.MaxOpAge:
+		return fmt.Errorf("buffer: Config.MaxSessionAge %s must be below the op age L1 takes (protocol.MaxOpAge, %s)", c.MaxSessionAge, protocol.MaxOpAge)
 	case c.MaxSessionBytes > protocol.MaxBundleBytes:
 		return fmt.Errorf("buffer: Config.MaxSessionBytes %d exceeds what L1 accepts (protocol.MaxBundleBytes, %d)", c.MaxSessionBytes, protocol.MaxBundleBytes)
 	}
@@ -122,7 +124,7 @@ func (c *Config) Validate() error {
 	defi(&c.MaxReservedPerActor, 1024)
 	defi(&c.MaxBytesPerActor, 64<<20)
 	def(&c.MaxOpLifetime, 24*time.Hour)
-	def(&c.MaxSessionAge, 12*time.Hour)
+	def(&c.MaxSessionAge, protocol.MaxOpAge/2)
 	defi(&c.RetainBytes, 256<<20)
 	if c.ActorRate == 0 {
 		c.ActorRate = 200

@@ -128,6 +128,12 @@ func rpcErrorIs(err, target error) bool {
 	return errors.As(err, &e) && e.Data == target.Error()
 }
 
+// Check runs the application's CheckTx on tx in this node, without adding
+// it to the mempool and whatever the mempool's cache holds.
+func (n *Node) Check(ctx context.Context, tx []byte) (*abci.ResponseCheckTx, error) {
+	return n.CometBFT.ProxyApp().Mempool().CheckTx(ctx, &abci.RequestCheckTx{Tx: tx, Type: abci.CheckTxType_New})
+}
+
 // SubmitLocal puts tx into this node's own mempool (CheckTx in process),
 // from where CometBFT gossips it to the validators over p2p: no RPC round
 // trip, no JSON. A tx the mempool's cache already holds is pending or was
@@ -141,7 +147,7 @@ func (n *Node) SubmitLocal(ctx context.Context, tx []byte) error {
 	res := make(chan *abci.ResponseCheckTx, 1)
 	err := n.CometBFT.Mempool().CheckTx(tx, func(r *abci.ResponseCheckTx) { res <- r }, mempool.TxInfo{})
 	if errors.Is(err, mempool.ErrTxInCache) {
-		r, err := n.CometBFT.ProxyApp().Mempool().CheckTx(ctx, &abci.RequestCheckTx{Tx: tx, Type: abci.CheckTxType_New})
+		r, err := n.Check(ctx, tx)
 		if err != nil {
 			return fmt.Errorf("chain: check a cached tx: %w", err)
 		}

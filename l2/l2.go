@@ -100,16 +100,27 @@ func (c l1) Committed() (service.Store, int64) { return c.n.App.Committed() }
 // time) goes to the validators' RPC at once: the follower may have taken a
 // transaction its validators refused, and gossip would never say so; a
 // validator's answer does.
+//
+// A validator's refusal is final only if this node's follower, whose state
+// the buffer reads, refuses the transaction too: a validator behind the
+// follower may not know an actor yet, and one ahead of it may hold a
+// record the follower does not show yet. Otherwise it is transient, and
+// the buffer asks again.
 func (c l1) Submit(ctx context.Context, tx []byte, retry bool) error {
-	if retry {
-		return c.sub.Submit(ctx, tx)
-	}
-	err := c.n.SubmitLocal(ctx, tx)
 	var rej *chain.RejectedError
-	if err == nil || errors.As(err, &rej) {
-		return err
+	if !retry {
+		err := c.n.SubmitLocal(ctx, tx)
+		if err == nil || errors.As(err, &rej) {
+			return err
+		}
 	}
-	return c.sub.Submit(ctx, tx)
+	err := c.sub.Submit(ctx, tx)
+	if errors.As(err, &rej) {
+		if r, cerr := c.n.Check(ctx, tx); cerr == nil && r.Code == 0 {
+			return fmt.Errorf("l2: a validator refused what this node's follower takes (code %d: %s); they are not at the same height yet", rej.Code, rej.Log)
+		}
+	}
+	return err
 }
 func (c l1) Ready() bool { return !c.n.CometBFT.ConsensusReactor().WaitSync() }
 

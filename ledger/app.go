@@ -50,7 +50,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config, for dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, MaxFutureSkew: 30 * time.Second, MaxOpAge: 24 * time.Hour, CacheSize: 100000, SigCache: 3 * protocol.MaxBatchSigs}
+	return Config{Dir: dir, MaxFutureSkew: 30 * time.Second, MaxOpAge: protocol.MaxOpAge, CacheSize: 100000, SigCache: 3 * protocol.MaxBatchSigs}
 }
 
 // Validate reports a config that cannot work.

@@ -171,6 +171,12 @@ func TestCheckTxNodeFirst(t *testing.T) {
 	forged := clone(good)
 	forged.Signature = bytes.Repeat([]byte{1}, ed25519.SignatureSize)
 	notL2 := tamper(good, stranger, func(b *protocol.Bundle) { b.Node = op2.id })
+	// Bundle 0 is signed by its node but carries a bad actor signature:
+	// every node check of the batch comes before any actor signature, so
+	// the refusal names bundle 1's node.
+	badActor := tamper(good, node1, func(b *protocol.Bundle) {
+		b.Ops[1].Signature = bytes.Repeat([]byte{2}, ed25519.SignatureSize)
+	})
 	for _, tc := range []struct {
 		name string
 		b    protocol.Bundle
@@ -181,7 +187,7 @@ func TestCheckTxNodeFirst(t *testing.T) {
 		{"bad node signature", forged, protocol.CodeUnauthenticated, "bad node signature"},
 		{"not an L2 node", notL2, protocol.CodePermissionDenied, "role"},
 	} {
-		res := h.checkTx(batch(good, tc.b))
+		res := h.checkTx(batch(badActor, tc.b))
 		if res.Code != uint32(tc.code) || !strings.Contains(res.Log, tc.log) || !strings.Contains(res.Log, "bundle 1") {
 			t.Errorf("%s: code %d (%s), want %v naming bundle 1 and %q", tc.name, res.Code, res.Log, tc.code, tc.log)
 		}

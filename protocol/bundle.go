@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Op is one signed operation of a session as L1 sees it. Its seq is its
@@ -69,6 +70,11 @@ const (
 
 	maxOpTime = 1 << 62 // bound on Op.Time and Op.Expires, so they fit a varint decoders accept
 )
+
+// MaxOpAge is how far before a block's time L1 takes an op's time: a
+// session must be committed within it. An L2 node keeps its sessions well
+// inside it (buffer.Config.MaxSessionAge).
+const MaxOpAge = 24 * time.Hour
 
 // MinOpSize is the encoded size of the smallest op a bundle can hold
 // (method PUT, path /, empty body), and MaxBatchSigs bounds the signatures
