@@ -177,6 +177,7 @@ type state struct {
 	submitted  time.Time // when its current bundle went to L1 (zero: queued)
 	attempts   uint64    // submissions of it so far that L1 did not judge (protocol.Bundle.Attempt)
 	alone      bool      // its last batch was refused: it goes next in a batch of its own
+	opKeys     []string  // keys the op being applied writes or claims (set by quotaCheck)
 	rebases    int
 	results    []OpResult
 	reserved   []string
@@ -341,7 +342,7 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		return rep
 	}
 	kind := service.Classify(in.Session, in.Seq, in.Method, in.Path)
-	s.hit = ""
+	s.hit, s.opKeys = "", nil
 	s.check = b.quotaCheck(s, fresh)
 	resp, opHash, err := s.Step(b.cfg.Registry, in.Seq, protocol.Op{Method: in.Method, Path: in.Path, Body: in.Body,
 		Signature: in.Signature, Time: t, Expires: in.Expires})
@@ -362,7 +363,8 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		s.startTime = t
 	}
 	s.lastTime, s.lastActive = t, now
-	b.reserveLocked(s)
+	b.reserveKeysLocked(s, s.opKeys)
+	s.opKeys = nil
 	b.resizeLocked(s)
 	r := OpResult{Seq: in.Seq, Method: in.Method, Path: in.Path, Status: resp.Status, Result: resp.Body, Time: t, OpHash: opHash.String()}
 	s.results = append(s.results, r)
@@ -528,7 +530,8 @@ func (b *Buffer) quotaCheck(s *state, fresh bool) func(tx *service.Tx, resp serv
 				"actor %s has %d open sessions on this node, the most one actor may (max_open_per_actor); commit or abort one", s.Actor, u.open)
 		}
 		var added int
-		for _, k := range tx.OpKeys() {
+		s.opKeys = tx.OpKeys()
+		for _, k := range s.opKeys {
 			holder, held := b.reserved[k]
 			switch {
 			case held && holder != s.ID:
@@ -580,11 +583,15 @@ func (b *Buffer) lagLocked(now time.Time) time.Duration {
 	return now.Sub(oldest)
 }
 
-// reserveLocked holds the keys the session's start claimed and every key
-// it has written.
+// reserveLocked holds every key the session claimed or wrote (after a
+// replay or a rebase); a step reserves only its own (reserveKeysLocked).
 func (b *Buffer) reserveLocked(s *state) {
+	b.reserveKeysLocked(s, append(append([]string(nil), s.Tx().Claims()...), s.Tx().WriteKeys()...))
+}
+
+func (b *Buffer) reserveKeysLocked(s *state, keys []string) {
 	u := b.actorLocked(s.Actor, b.cfg.Now())
-	for _, k := range append(append([]string(nil), s.Tx().Claims()...), s.Tx().WriteKeys()...) {
+	for _, k := range keys {
 		if _, held := b.reserved[k]; !held {
 			b.reserved[k] = s.ID
 			s.reserved = append(s.reserved, k)
