@@ -98,8 +98,10 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult
 func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string, conc int) (*ThroughputResult, error) {
 	sup := n.signer("supplier-1")
 	ops := []client.Signer{n.signer("operator-1"), n.signer("operator-2")}
-	// Packages first, in supplier sessions of up to 200 creates each, eight
-	// sessions at a time: enough for 250 workflows/s (a level that runs out
+	// Packages first, in supplier sessions of up to 100 creates each, eight
+	// sessions at a time (four per supplier: within an actor's quota of
+	// reserved keys, as each create reserves its package and its first
+	// history entry): enough for 250 workflows/s (a level that runs out
 	// ends early, and its rates are over the time it ran).
 	need := min(conc*400, int(cfg.Duration.Seconds()*250)+conc)
 	if mode == "direct" {
@@ -108,18 +110,19 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 	prefix := fmt.Sprintf("T%d-%s-%d", time.Now().UnixNano()%1e9, mode, conc)
 	sups := []client.Signer{sup, n.signer("supplier-2")}
 	var setup sync.WaitGroup
-	setupErr := make(chan error, (need+199)/200)
+	const perSession = 100
+	setupErr := make(chan error, (need+perSession-1)/perSession)
 	sem := make(chan struct{}, 8)
-	for start := 0; start < need; start += 200 {
+	for start := 0; start < need; start += perSession {
 		setup.Add(1)
 		go func(start int) {
 			defer setup.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c := n.client(start / 200)
-			s := c.NewSession(sups[(start/200)%2], fmt.Sprintf("%s-sup-%d", prefix, start))
+			c := n.client(start / perSession)
+			s := c.NewSession(sups[(start/perSession)%2], fmt.Sprintf("%s-sup-%d", prefix, start))
 			err := s.Start(ctx, nil)
-			for i := start; i < min(need, start+200) && err == nil; i++ {
+			for i := start; i < min(need, start+perSession) && err == nil; i++ {
 				_, err = s.CreatePackage(ctx, client.NewPackage{ID: fmt.Sprintf("%s-%d", prefix, i), Destination: "DC", Items: items})
 			}
 			if err == nil {

@@ -71,7 +71,7 @@ type Config struct {
 	// and other actors are served as before.
 	MaxSessionBytes     int           // a session's bundle (with room for its commit) plus the answers kept for it (Session.MaxBytes); default and most protocol.MaxBundleBytes (1 MiB)
 	MaxOpenPerActor     int           // open sessions of one actor; default 64
-	MaxReservedPerActor int           // keys reserved by one actor's live sessions; default 1024
+	MaxReservedPerActor int           // keys reserved by one actor's live sessions, committing ones included; default 4096
 	MaxBytesPerActor    int           // bytes (Session.Size) of one actor's live sessions; default 64 MiB
 	ActorRate           float64       // signed ops per second of one actor (token bucket); default 200; negative: no limit
 	ActorBurst          int           // the bucket's size; default 2*ActorRate
@@ -121,7 +121,7 @@ func (c *Config) Validate() error {
 	defi(&c.MaxRebase, 5)
 	defi(&c.MaxSessionBytes, protocol.MaxBundleBytes)
 	defi(&c.MaxOpenPerActor, 64)
-	defi(&c.MaxReservedPerActor, 1024)
+	defi(&c.MaxReservedPerActor, 4096)
 	defi(&c.MaxBytesPerActor, 64<<20)
 	def(&c.MaxOpLifetime, 24*time.Hour)
 	def(&c.MaxSessionAge, protocol.MaxOpAge/2)
@@ -525,7 +525,7 @@ func (b *Buffer) quotaCheck(s *state, fresh bool) func(tx *service.Tx, resp serv
 		if u == nil {
 			return nil // the op was authenticated, which registers its actor
 		}
-		if fresh && u.open >= b.cfg.MaxOpenPerActor {
+		if fresh && s.pendKind != service.KindDirect && u.open >= b.cfg.MaxOpenPerActor {
 			return service.Refuse(http.StatusTooManyRequests, "QUOTA_EXCEEDED",
 				"actor %s has %d open sessions on this node, the most one actor may (max_open_per_actor); commit or abort one", s.Actor, u.open)
 		}

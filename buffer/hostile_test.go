@@ -197,6 +197,15 @@ func TestOpenSessionQuota(t *testing.T) {
 		t.Errorf("refusal does not name the actor and the quota: %s", rep.Resp.Body)
 	}
 	e.startNew("other", operator2, "PKG-2")
+	// A direct-mode op is never an open session: the quota leaves it be.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if rep := e.doCtx(ctx, newSess("a-direct", auditor), http.MethodPost, "/v1/test/blob", `{}`); rep.Resp.Status == http.StatusTooManyRequests {
+		t.Errorf("a direct op at the open-session quota: %d %s", rep.Resp.Status, rep.Resp.Body)
+	}
+	if sub := e.chain.next(t); sub.batch.Bundles[0].Session != "a-direct" {
+		t.Errorf("submitted %s, want the direct op", sub.batch.Bundles[0].Session)
+	}
 	e.abort(mine[0])
 	e.startNew("a-4", auditor, "")
 }

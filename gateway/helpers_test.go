@@ -237,8 +237,8 @@ func newEnvWith(t testing.TB, directTimeout time.Duration, adjust func(*buffer.C
 	e.chain.putJSON(supplychain.CourierKey("courier-1"), supplychain.Courier{ID: "courier-1", Name: "Courier One", ActorID: courier.ID})
 	e.chain.putJSON(supplychain.PackageKey("PKG-1"), supplychain.Package{ID: "PKG-1", Supplier: supplier.ID,
 		Destination: "DC Jakarta", Items: testItems, ManifestSignature: manifestSig("PKG-1"), CreatedAt: 1,
-		Stage: supplychain.StageCreated, HistoryLen: 1})
-	e.chain.putJSON(supplychain.HistoryKey("PKG-1", 0), supplychain.Event{Step: supplychain.StepCreate, Actor: supplier.ID, Session: "c", Time: 1})
+		Stage: supplychain.StageCreated, HistoryLen: 1, HistoryChunks: 1})
+	e.chain.putJSON(supplychain.HistoryKey("PKG-1", 0), []supplychain.Event{{Step: supplychain.StepCreate, Actor: supplier.ID, Session: "c", Time: 1}})
 	// Wired as an L2 node wires them: the metrics observe the buffer.
 	preg := prometheus.NewRegistry()
 	metrics, err := gateway.NewMetrics(preg)

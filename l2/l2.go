@@ -44,7 +44,7 @@ type FileConfig struct {
 	// absent means the default.
 	MaxSessionBytes     int     `json:"max_session_bytes"`      // default and most 1 MiB
 	MaxOpenPerActor     int     `json:"max_open_per_actor"`     // default 64
-	MaxReservedPerActor int     `json:"max_reserved_per_actor"` // default 1024
+	MaxReservedPerActor int     `json:"max_reserved_per_actor"` // default 4096
 	MaxBytesPerActor    int     `json:"max_bytes_per_actor"`    // default 64 MiB
 	ActorRate           float64 `json:"actor_rate"`             // signed ops per second per actor; default 200; negative: no limit
 	ActorBurst          int     `json:"actor_burst"`            // default 2*actor_rate

@@ -14,8 +14,10 @@
 // validation or quality check is a result, not an error: it moves the
 // package to a terminal stage that blocks the later steps.
 //
-// A package's history is one state key per step (HistoryKey), appended
-// to, so a step costs the same however long the history is.
+// A package's history is kept in chunks, one state key per session that
+// worked on the package (HistoryKey): a step appends to its session's
+// chunk, so it costs the same however long the history is, and a session
+// adds one key to the state, not one per step.
 //
 // Everything here is a deterministic service.Handler: state is read and
 // written only through the service.Tx, the time is the op's timestamp, and
@@ -91,7 +93,8 @@ const (
 // PackageKey is the state key of a package record.
 func PackageKey(id string) string { return "pkg/" + id }
 
-// HistoryKey is the state key of entry n (from 0) of a package's history.
+// HistoryKey is the state key of chunk n (from 0) of a package's history:
+// the events of one session, in order, as a JSON array.
 func HistoryKey(id string, n int) string { return fmt.Sprintf("pkg/%s/history/%010d", id, n) }
 
 // CourierKey is the state key of a courier record.
@@ -107,7 +110,8 @@ type Item struct {
 // Package is the state record of a package, stored as JSON under
 // PackageKey. Items are kept sorted by SKU. Validation, QC and Label are
 // set by their steps. Each successful step appends one Event to the
-// package's history, stored apart under HistoryKey; HistoryLen counts them.
+// package's history, stored apart in chunks under HistoryKey: HistoryLen
+// counts the events and HistoryChunks the chunks.
 type Package struct {
 	ID                string      `json:"id"`
 	Supplier          string      `json:"supplier"`
@@ -120,6 +124,7 @@ type Package struct {
 	QC                *QC         `json:"qc,omitempty"`
 	Label             *Label      `json:"label,omitempty"`
 	HistoryLen        int         `json:"history_len"`
+	HistoryChunks     int         `json:"history_chunks"`
 }
 
 // Event is one entry of a package's append-only history: which step, by
@@ -432,12 +437,38 @@ func quoteList(ss []string) string {
 }
 
 // record moves p to stage, appends the step to its history and writes it.
-func record(tx *service.Tx, ctx *service.Context, p *Package, step, stage string) {
+// The step joins the last chunk of the history if that chunk is its own
+// session's, and starts a new chunk otherwise.
+func record(tx *service.Tx, ctx *service.Context, p *Package, step, stage string) error {
 	p.Stage = stage
 	ev := Event{Step: step, Actor: ctx.Actor.ID, Session: ctx.Session, Seq: ctx.Seq, Time: ctx.Time}
-	tx.Put(HistoryKey(p.ID, p.HistoryLen), service.MustJSON(ev))
+	var chunk []Event
+	if p.HistoryChunks > 0 {
+		last, err := historyChunk(tx, p, p.HistoryChunks-1)
+		if err != nil {
+			return err
+		}
+		if last[0].Actor == ev.Actor && last[0].Session == ev.Session {
+			chunk = last
+		}
+	}
+	if chunk == nil {
+		p.HistoryChunks++
+	}
+	tx.Put(HistoryKey(p.ID, p.HistoryChunks-1), service.MustJSON(append(chunk, ev)))
 	p.HistoryLen++
 	tx.Put(PackageKey(p.ID), service.MustJSON(p))
+	return nil
+}
+
+// historyChunk reads chunk n of p's history.
+func historyChunk(tx *service.Tx, p *Package, n int) ([]Event, error) {
+	raw, ok := tx.Get(HistoryKey(p.ID, n))
+	var chunk []Event
+	if !ok || json.Unmarshal(raw, &chunk) != nil || len(chunk) == 0 {
+		return nil, fmt.Errorf("package %s: history chunk %d missing or unreadable", p.ID, n)
+	}
+	return chunk, nil
 }
 
 type createRequest struct {
@@ -481,7 +512,9 @@ func createPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (
 		ManifestSignature: sig,
 		CreatedAt:         ctx.Time,
 	}
-	record(tx, ctx, p, StepCreate, StageCreated)
+	if err := record(tx, ctx, p, StepCreate, StageCreated); err != nil {
+		return service.Response{}, err
+	}
 	return service.JSON(http.StatusCreated, map[string]*Package{"package": p}), nil
 }
 
@@ -517,7 +550,9 @@ func scanPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (se
 	if err != nil {
 		return service.Response{}, err
 	}
-	record(tx, ctx, p, StepScan, StageScanned)
+	if err := record(tx, ctx, p, StepScan, StageScanned); err != nil {
+		return service.Response{}, err
+	}
 	return service.JSON(http.StatusOK, struct {
 		PackageID     string `json:"package_id"`
 		ExpectedItems []Item `json:"expected_items"`
@@ -568,7 +603,9 @@ func validatePackage(tx *service.Tx, ctx *service.Context, req *service.Request)
 	if !v.SignatureValid || !v.ContentsMatch {
 		stage = StageValidationFailed
 	}
-	record(tx, ctx, p, StepValidate, stage)
+	if err := record(tx, ctx, p, StepValidate, stage); err != nil {
+		return service.Response{}, err
+	}
 	return service.JSON(http.StatusOK, v), nil
 }
 
@@ -627,7 +664,9 @@ func qcPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (serv
 	if !q.Passed {
 		stage = StageQCFailed
 	}
-	record(tx, ctx, p, StepQC, stage)
+	if err := record(tx, ctx, p, StepQC, stage); err != nil {
+		return service.Response{}, err
+	}
 	return service.JSON(http.StatusOK, q), nil
 }
 
@@ -670,7 +709,9 @@ func labelPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (s
 	}
 	l := &Label{TrackingNumber: TrackingNumber(ctx.Actor.ID, ctx.Session, ctx.Seq), CourierID: c.ID, Destination: p.Destination}
 	p.Label = l
-	record(tx, ctx, p, StepLabel, StageLabeled)
+	if err := record(tx, ctx, p, StepLabel, StageLabeled); err != nil {
+		return service.Response{}, err
+	}
 	return service.JSON(http.StatusOK, l), nil
 }
 
@@ -737,21 +778,25 @@ func getHistory(tx *service.Tx, ctx *service.Context, req *service.Request) (ser
 		Event
 		L1 *l1Ref `json:"l1,omitempty"`
 	}
-	from := max(0, p.HistoryLen-MaxHistoryQuery)
-	out := make([]entry, 0, p.HistoryLen-from)
-	for n := from; n < p.HistoryLen; n++ {
-		raw, ok := tx.Get(HistoryKey(p.ID, n))
-		if !ok {
-			return service.Response{}, fmt.Errorf("package %s: history entry %d missing", p.ID, n)
+	// The latest chunks, newest first, until they hold enough events.
+	var events []Event
+	for n := p.HistoryChunks - 1; n >= 0 && len(events) < MaxHistoryQuery; n-- {
+		chunk, err := historyChunk(tx, p, n)
+		if err != nil {
+			return service.Response{}, err
 		}
-		var e entry
-		if err := json.Unmarshal(raw, &e.Event); err != nil {
-			return service.Response{}, fmt.Errorf("package %s: history entry %d: %w", p.ID, n, err)
+		events = append(chunk, events...)
+	}
+	events = events[max(0, len(events)-MaxHistoryQuery):]
+	from := p.HistoryLen - len(events)
+	out := make([]entry, len(events))
+	for i, ev := range events {
+		out[i].Event = ev
+		if i > 0 && ev.Actor == events[i-1].Actor && ev.Session == events[i-1].Session {
+			out[i].L1 = out[i-1].L1
+		} else if rec, ok := service.SessionOf(tx, ev.Actor, ev.Session); ok {
+			out[i].L1 = &l1Ref{Height: rec.Height, TxHash: rec.TxHash}
 		}
-		if rec, ok := service.SessionOf(tx, e.Actor, e.Session); ok {
-			e.L1 = &l1Ref{Height: rec.Height, TxHash: rec.TxHash}
-		}
-		out = append(out, e)
 	}
 	return service.JSON(http.StatusOK, struct {
 		PackageID string  `json:"package_id"`

@@ -268,7 +268,7 @@ func TestHappyPath(t *testing.T) {
 	createdAt := sup.time
 	wantBody(t, "create", resp, http.StatusCreated, fmt.Sprintf(`{"package":{"id":"PKG-1","supplier":"SUP-1","destination":"DC Jakarta",`+
 		`"items":[{"sku":"SKU-1","name":"Widget","qty":3},{"sku":"SKU-2","name":"Gadget","qty":1}],`+
-		`"manifest_signature":"%s","created_at":%d,"stage":"created","history_len":1}}`, sig, createdAt))
+		`"manifest_signature":"%s","created_at":%d,"stage":"created","history_len":1,"history_chunks":1}}`, sig, createdAt))
 	sup.commit()
 
 	op := w.open("S-op-1", "OP-1")
@@ -291,8 +291,7 @@ func TestHappyPath(t *testing.T) {
 		t.Fatalf("got tracking number length %d, want %d", got, want)
 	}
 
-	if got, want := op.tx.WriteKeys(), []string{supplychain.PackageKey("PKG-1"), supplychain.HistoryKey("PKG-1", 1),
-		supplychain.HistoryKey("PKG-1", 2), supplychain.HistoryKey("PKG-1", 3), supplychain.HistoryKey("PKG-1", 4)}; !reflect.DeepEqual(got, want) {
+	if got, want := op.tx.WriteKeys(), []string{supplychain.PackageKey("PKG-1"), supplychain.HistoryKey("PKG-1", 1)}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("got operator session writes %v, want %v", got, want)
 	}
 	op.commit()
@@ -1029,32 +1028,37 @@ func TestStartClaims(t *testing.T) {
 	}
 }
 
-// TestHistoryAppends: each step writes the package record and one history
-// entry, so its cost does not grow with the history (a package with
-// thousands of scans cost O(history) per op when the history was part of
-// the record). The history query returns the latest entries.
+// TestHistoryAppends: each step writes the package record and its
+// session's chunk of the history, so its cost does not grow with the
+// history (a package with thousands of scans cost O(history) per op when
+// the history was part of the record), and a session adds one key to the
+// state, however many steps it took. The history query returns the latest
+// entries, across chunks.
 func TestHistoryAppends(t *testing.T) {
 	w := newWorld(t)
 	w.createPackage("PKG-1")
 	var sizes []int
 	s := w.open("S-scans", "OP-1")
+	sessions := 1
 	for i := range supplychain.MaxHistoryQuery + 5 {
-		before := len(s.tx.Writes())
 		wantResp(t, "scan", s.step("PKG-1", "scan", scanBody), http.StatusOK, "", "")
-		if i%250 != 0 { // the first scan of a session also writes the record into it
-			if got := len(s.tx.Writes()) - before; got != 1 {
-				t.Fatalf("scan %d added %d written keys, want 1 (its history entry)", i, got)
-			}
+		if got, want := len(s.tx.WriteKeys()), 2; got != want {
+			t.Fatalf("scan %d: session writes %d keys, want %d (the package and its chunk of the history)", i, got, want)
 		}
 		sizes = append(sizes, len(service.MustJSON(w.pkg(s.tx, "PKG-1"))))
 		if i%250 == 249 {
 			s.commit()
 			s = w.open(fmt.Sprintf("S-scans-%d", i), "OP-1")
+			sessions++
 		}
 	}
 	s.commit()
-	if first, last := sizes[1], sizes[len(sizes)-1]; last > first+8 {
+	if first, last := sizes[0], sizes[len(sizes)-1]; last > first+8 {
 		t.Errorf("package record grew from %d to %d bytes over %d scans", first, last, len(sizes))
+	}
+	p := w.pkg(service.NewTx(w.st), "PKG-1")
+	if p.HistoryChunks != 1+sessions {
+		t.Errorf("history of %d chunks, want %d (the create and each scan session)", p.HistoryChunks, 1+sessions)
 	}
 	var h struct {
 		Total, From int
@@ -1066,8 +1070,9 @@ func TestHistoryAppends(t *testing.T) {
 	}
 	total := supplychain.MaxHistoryQuery + 6 // create and the scans
 	if h.Total != total || h.From != total-supplychain.MaxHistoryQuery || len(h.History) != supplychain.MaxHistoryQuery ||
-		h.History[len(h.History)-1].Step != "scan" {
-		t.Errorf("history: total %d from %d, %d entries; want total %d from %d, %d entries", h.Total, h.From, len(h.History),
-			total, total-supplychain.MaxHistoryQuery, supplychain.MaxHistoryQuery)
+		h.History[len(h.History)-1].Session != s.id || h.History[0].Session != "S-scans" || h.History[0].Seq != 6 {
+		t.Errorf("history: total %d from %d, %d entries, first %+v, last %+v; want total %d from %d, %d entries, from S-scans seq 6 to %s",
+			h.Total, h.From, len(h.History), h.History[0], h.History[len(h.History)-1],
+			total, total-supplychain.MaxHistoryQuery, supplychain.MaxHistoryQuery, s.id)
 	}
 }
