@@ -37,6 +37,7 @@ type Session struct {
 	prev      protocol.Hash
 	opBytes   int // protocol.OpSize of every kept op
 	respBytes int // answer bytes of every kept op
+	commit    int // protocol.OpSize of the largest commit of this session
 	pending   *protocol.Op
 	pendKind  service.OpKind
 	check     func(tx *service.Tx, resp service.Response, size int) error // the caller's own limits (Buffer: reservations, quotas), given the size the session would have
@@ -49,6 +50,8 @@ var ErrSeq = errors.New("buffer: op out of sequence")
 func NewSession(id, actor string, base service.Store) *Session {
 	s := &Session{ID: id, Actor: actor, tx: service.NewTx(base)}
 	s.tx.Limit(s.limit)
+	s.commit = protocol.OpSize(&protocol.Op{Method: http.MethodPost, Path: service.CommitPath(id), Body: []byte(service.ControlBody),
+		Signature: make([]byte, ed25519.SignatureSize), Time: 1 << 62, Expires: 1 << 62})
 	return s
 }
 
@@ -71,10 +74,8 @@ var anyNode = strings.Repeat("n", protocol.MaxIDLen)
 
 func (s *Session) size(nops, opBytes, nreads, readSz int, commitRoom bool) int {
 	if commitRoom {
-		commit := protocol.Op{Method: http.MethodPost, Path: service.CommitPath(s.ID), Body: []byte(service.ControlBody),
-			Signature: make([]byte, ed25519.SignatureSize), Time: 1 << 62, Expires: 1 << 62}
 		nops++
-		opBytes += protocol.OpSize(&commit)
+		opBytes += s.commit
 	}
 	return protocol.BundleSize(s.ID, s.Actor, anyNode, nops, opBytes, nreads, readSz, protocol.MaxAttempt)
 }
