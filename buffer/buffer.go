@@ -170,7 +170,6 @@ type state struct {
 	direct     bool
 	lastActive time.Time
 	lastTime   int64
-	startTime  int64     // its first op's time, Unix ms
 	finished   time.Time // when it ended (final)
 	kept       int       // bytes of the answers kept for it once final
 	committing time.Time // when the commit was requested
@@ -360,7 +359,6 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 	}
 	if fresh {
 		b.addLocked(s)
-		s.startTime = t
 	}
 	s.lastTime, s.lastActive = t, now
 	b.reserveKeysLocked(s, s.opKeys)
@@ -435,7 +433,7 @@ func (b *Buffer) admitLocked(in *Input) (*state, bool, *Reply) {
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "session %s is %s", s.ID, s.status)
 		case in.Seq != s.Seq():
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION", "seq %d out of order: session %s expects seq %d", in.Seq, s.ID, s.Seq())
-		case b.cfg.Now().UnixMilli()-s.startTime > b.cfg.MaxSessionAge.Milliseconds() && kind != service.KindAbort:
+		case b.cfg.Now().UnixMilli()-s.started() > b.cfg.MaxSessionAge.Milliseconds() && kind != service.KindAbort:
 			return nil, false, errResp(http.StatusConflict, "FAILED_PRECONDITION",
 				"session %s started more than %s ago (max_session_age), too long for L1 to take its ops; abort it and start another", s.ID, b.cfg.MaxSessionAge)
 		case kind == service.KindInvalid:
@@ -1112,7 +1110,7 @@ func (b *Buffer) housekeep() {
 		switch {
 		case s.status == StatusOpen && now.Sub(s.lastActive) > b.cfg.SessionTTL:
 			b.finishLocked(s, &Final{Status: StatusAborted, Code: "EXPIRED", Reason: "idle longer than the session TTL"})
-		case s.status == StatusOpen && now.UnixMilli()-s.startTime > b.cfg.MaxSessionAge.Milliseconds():
+		case s.status == StatusOpen && now.UnixMilli()-s.started() > b.cfg.MaxSessionAge.Milliseconds():
 			b.finishLocked(s, &Final{Status: StatusAborted, Code: "EXPIRED", Reason: "open longer than max_session_age"})
 		}
 	}

@@ -131,7 +131,7 @@ func (b *Buffer) restore(ops []walRecord, raws [][]byte) error {
 	}
 	b.addLocked(s)
 	now := b.cfg.Now()
-	s.lastActive, s.startTime = now, first.Time
+	s.lastActive = now
 	for i, op := range ops {
 		if op.Seq != s.Seq() {
 			break // a record past a gap was never acknowledged in order

@@ -139,6 +139,14 @@ func (s *Session) Step(reg *service.Registry, seq uint64, op protocol.Op) (servi
 	return resp, h, nil
 }
 
+// started is the time of the session's first op (0 before it).
+func (s *Session) started() int64 {
+	if len(s.ops) == 0 {
+		return 0
+	}
+	return s.ops[0].Time
+}
+
 // expires is the expiry of the session's last op (0 before the first).
 func (s *Session) expires() int64 {
 	if len(s.ops) == 0 {
