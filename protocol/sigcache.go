@@ -55,7 +55,9 @@ func (c *SigCache) add(k Hash) {
 
 // Known reports whether the signature verified before (and is still
 // remembered).
-func (c *SigCache) Known(pub ed25519.PublicKey, msg, sig []byte) bool { return c.has(sigKey(pub, msg, sig)) }
+func (c *SigCache) Known(pub ed25519.PublicKey, msg, sig []byte) bool {
+	return c.has(sigKey(pub, msg, sig))
+}
 
 // Verify is protocol.Verify with memory.
 func (c *SigCache) Verify(pub ed25519.PublicKey, msg, sig []byte) bool {
