@@ -187,7 +187,6 @@ type state struct {
 	opened     uint64   // order of opening on this node: replay's order
 	subs       map[chan Event]struct{}
 	done       chan struct{}
-	hit        string // set by the reservation view when a read hits another session's key
 }
 
 // Input is one signed op as it arrives.
@@ -238,7 +237,6 @@ type Buffer struct {
 	wg        sync.WaitGroup
 }
 
-var errReserved = errors.New("buffer: key reserved by another session")
 
 // actorUse is what one actor holds on this node, against its quotas.
 type actorUse struct {
@@ -258,8 +256,7 @@ type view struct {
 
 func (v view) Get(key string) ([]byte, uint64, error) {
 	if holder, ok := v.b.reserved[key]; ok && holder != v.s.ID {
-		v.s.hit = fmt.Sprintf("%s is held by session %s", key, holder)
-		return nil, 0, errReserved
+		return nil, 0, fmt.Errorf("%w: %s is held by session %s", service.ErrHeld, key, holder)
 	}
 	st, _ := v.b.chain.Committed()
 	return st.Get(key)
@@ -341,17 +338,19 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 		return rep
 	}
 	kind := service.Classify(in.Session, in.Seq, in.Method, in.Path)
-	s.hit, s.opKeys = "", nil
+	s.opKeys = nil
 	s.check = b.quotaCheck(s, fresh)
 	resp, opHash, err := s.Step(b.cfg.Registry, in.Seq, protocol.Op{Method: in.Method, Path: in.Path, Body: in.Body,
 		Signature: in.Signature, Time: t, Expires: in.Expires})
 	s.check = nil
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrSeq):
 		b.mu.Unlock()
 		return errResp(http.StatusConflict, "FAILED_PRECONDITION", "%v", err)
-	}
-	if s.hit != "" {
-		resp = service.Error(http.StatusConflict, "CONFLICT", s.hit)
+	case err != nil:
+		b.mu.Unlock()
+		b.log.Error("state read failed", "session", in.Session, "err", err)
+		return errResp(http.StatusServiceUnavailable, "UNAVAILABLE", "this node could not read its copy of L1's state; nothing was done")
 	}
 	if !resp.OK() {
 		b.mu.Unlock()
@@ -1075,13 +1074,17 @@ func (b *Buffer) rebaseLocked(s *state, reason string) bool {
 	fresh := NewSession(s.ID, s.Actor, view{b, s})
 	fresh.MaxBytes = b.cfg.MaxSessionBytes
 	for _, op := range s.ops {
-		s.hit = ""
-		resp, _, _ := fresh.Step(b.cfg.Registry, fresh.Seq(), op)
-		if s.hit != "" || resp.Hash() != op.Result {
+		resp, _, err := fresh.Step(b.cfg.Registry, fresh.Seq(), op)
+		if err != nil {
+			// The node cannot read its own state: keep the session as it
+			// was; L1 will answer its stale reads again.
+			b.log.Error("rebase: state read failed", "session", s.ID, "err", err)
+			b.reserveLocked(s)
+			b.queue = append(b.queue, s)
+			return true
+		}
+		if resp.Hash() != op.Result {
 			changed := fmt.Sprintf("op %d (%s %s) now gives %d %s", fresh.Seq(), op.Method, op.Path, resp.Status, truncate(resp.Body))
-			if s.hit != "" {
-				changed = fmt.Sprintf("op %d (%s %s): %s", fresh.Seq(), op.Method, op.Path, s.hit)
-			}
 			b.finishLocked(s, &Final{Status: StatusRejected, Code: "CONFLICT", Reason: reason + "; " + changed})
 			return false
 		}

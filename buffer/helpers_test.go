@@ -532,7 +532,10 @@ func errorCode(resp service.Response) string {
 // stage returns a package's stage in st.
 func stage(t *testing.T, st service.Store, id string) string {
 	t.Helper()
-	resp := supplychain.New().Query(st, supplychain.PathPackages+"/"+id)
+	resp, err := supplychain.New().Query(st, supplychain.PathPackages+"/"+id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out struct {
 		Package supplychain.Package `json:"package"`
 	}

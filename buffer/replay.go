@@ -81,11 +81,14 @@ func (b *Buffer) replay() ([][]byte, error) {
 		if e.ended || len(e.ops) == 0 {
 			continue
 		}
-		if err := b.restore(e.ops, e.raws); errors.Is(err, errReplayDone) {
+		switch err := b.restore(e.ops, e.raws); {
+		case errors.Is(err, errReplayDone):
 			continue // L1 committed it; nothing left to do
-		} else if err != nil {
+		case errors.Is(err, errReplayDiverged):
 			b.log.Warn("session could not be restored", "session", id, "err", err)
 			continue
+		case err != nil:
+			return nil, err // the node cannot read its state: do not start
 		}
 		live = append(live, e.raws...)
 	}
@@ -136,9 +139,11 @@ func (b *Buffer) restore(ops []walRecord, raws [][]byte) error {
 		if op.Seq != s.Seq() {
 			break // a record past a gap was never acknowledged in order
 		}
-		s.hit = ""
-		resp, h, _ := s.Step(b.cfg.Registry, op.Seq, op.op())
-		if s.hit != "" || resp.Hash() != op.Result {
+		resp, h, err := s.Step(b.cfg.Registry, op.Seq, op.op())
+		if err != nil {
+			return fmt.Errorf("buffer: replay of session %s: %w", op.Session, err)
+		}
+		if resp.Hash() != op.Result {
 			code := "CONFLICT"
 			if resp.Status == http.StatusRequestEntityTooLarge {
 				code = "TOO_LARGE"

@@ -118,7 +118,9 @@ func (s *Session) limit(tx *service.Tx, resp service.Response) error {
 // Step executes op (its Method, Path, Body, Signature, Time and Expires) as
 // op seq s.Seq() through reg.Apply. A successful op is kept (its writes stay
 // in the overlay, the op with its result enters the bundle); a failed one
-// leaves the session unchanged. It returns the result and the op's hash.
+// leaves the session unchanged. It returns the result and the op's hash;
+// an error is ErrSeq, or a failure of the store under the session (no
+// result at all).
 func (s *Session) Step(reg *service.Registry, seq uint64, op protocol.Op) (service.Response, protocol.Hash, error) {
 	if seq != s.Seq() {
 		return service.Response{}, protocol.Hash{}, fmt.Errorf("%w: got seq %d, want %d", ErrSeq, seq, s.Seq())
@@ -126,9 +128,12 @@ func (s *Session) Step(reg *service.Registry, seq uint64, op protocol.Op) (servi
 	sop := &service.Op{Session: s.ID, Seq: seq, Actor: s.Actor, Method: op.Method, Path: op.Path,
 		Body: op.Body, Prev: s.prev, Signature: op.Signature, Time: op.Time, Expires: op.Expires}
 	s.pending, s.pendKind = &op, service.Classify(s.ID, seq, op.Method, op.Path)
-	resp := reg.Apply(s.tx, sop)
+	resp, err := reg.Apply(s.tx, sop)
 	s.pending = nil
 	h := protocol.OpHash(sop.Bytes())
+	if err != nil {
+		return resp, h, err
+	}
 	if resp.OK() {
 		op.Result = resp.Hash()
 		s.ops = append(s.ops, op)

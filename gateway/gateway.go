@@ -235,7 +235,12 @@ func (h *handler) query(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "view must be committed or l2")
 		return
 	}
-	resp := h.cfg.Registry.Query(st, r.URL.Path)
+	resp, err := h.cfg.Registry.Query(st, r.URL.Path)
+	if err != nil {
+		h.log.Error("query: state read failed", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "this node could not read its copy of L1's state")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(resp.Status)
 	w.Write(resp.Body)

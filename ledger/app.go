@@ -299,12 +299,9 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 		if !ok {
 			return refuse(protocol.CodeUnauthenticated, i, "unknown actor %q", b.Actor)
 		}
-		prev := protocol.ZeroHash
-		for j := range b.Ops {
-			msg := b.OpSigningBytes(j, prev)
-			items = append(items, protocol.SigItem{Key: actor.PublicKey, Msg: msg, Sig: b.Ops[j].Signature})
-			refs = append(refs, [2]int{i, j})
-			prev = protocol.OpHash(msg)
+		for c := range b.Chain() {
+			items = append(items, protocol.SigItem{Key: actor.PublicKey, Msg: c.Signed, Sig: c.Op.Signature})
+			refs = append(refs, [2]int{i, c.Seq})
 		}
 	}
 	valid := a.sigs.VerifyBatch(items)
@@ -438,22 +435,21 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 	}
 
 	// Re-execute. A fresh Tx: the node's lookup above must not enter the
-	// session's read set. A storage failure must halt the node, not turn
-	// into a verdict, so the store remembers it.
-	est := &errStore{Store: st}
-	tx = service.NewTx(est)
+	// session's read set. A storage failure halts the node (an error), it
+	// never turns into a verdict.
+	tx = service.NewTx(st)
 	results := make([]protocol.Hash, len(b.Ops))
 	mismatch, failed := -1, -1
 	var failedResp service.Response
-	prev := protocol.ZeroHash
-	for i := range b.Ops {
-		op := &b.Ops[i]
+	lastOp := protocol.ZeroHash
+	for c := range b.Chain() {
+		i, op := c.Seq, c.Op
 		sop := &service.Op{Session: b.Session, Seq: uint64(i), Actor: b.Actor, Method: op.Method, Path: op.Path,
-			Body: op.Body, Prev: prev, Signature: op.Signature, Time: op.Time, Expires: op.Expires}
-		prev = protocol.OpHash(sop.Bytes())
-		resp := a.reg.Apply(tx, sop)
-		if est.err != nil {
-			return verdict{}, est.err
+			Body: op.Body, Prev: c.Prev, Signature: op.Signature, Time: op.Time, Expires: op.Expires}
+		lastOp = c.Hash
+		resp, err := a.reg.Apply(tx, sop)
+		if err != nil {
+			return verdict{}, err
 		}
 		if resp.Status == http.StatusUnauthorized {
 			return reject(protocol.CodeUnauthenticated, "op %d: %s", i, resp.Body), nil
@@ -493,7 +489,7 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 		return verdict{}, err
 	}
 	rec := SessionRecord{Session: b.Session, Actor: b.Actor, Node: b.Node, Height: blk.height, TxHash: txHash,
-		Ops: len(b.Ops), LastOp: prev.String(), Results: digest.String()}
+		Ops: len(b.Ops), LastOp: lastOp.String(), Results: digest.String()}
 	if err := a.put(SessionKey(b.Actor, b.Session), service.MustJSON(rec), blk.height); err != nil {
 		return verdict{}, err
 	}
@@ -535,19 +531,6 @@ func sessionShape(b *protocol.Bundle) string {
 	return ""
 }
 
-// errStore remembers the first storage error a re-execution hit.
-type errStore struct {
-	service.Store
-	err error
-}
-
-func (s *errStore) Get(key string) ([]byte, uint64, error) {
-	v, ver, err := s.Store.Get(key)
-	if err != nil && s.err == nil {
-		s.err = err
-	}
-	return v, ver, err
-}
 
 func (a *App) put(key string, value []byte, height int64) error {
 	if _, err := a.tree.Set([]byte(key), encodeValue(uint64(height), value)); err != nil {
@@ -648,7 +631,10 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 		}
 		resp.Value = service.MustJSON(list)
 	case strings.HasPrefix(req.Path, "/app/"):
-		r := a.reg.Query(st, strings.TrimPrefix(req.Path, "/app"))
+		r, err := a.reg.Query(st, strings.TrimPrefix(req.Path, "/app"))
+		if err != nil {
+			return fail(1, err.Error())
+		}
 		resp.Value = r.Body
 		if !r.OK() {
 			resp.Code = uint32(r.Status)

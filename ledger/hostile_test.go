@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+
 	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/ledger"
 	"github.com/duet-bft/duet/protocol"
@@ -228,5 +230,27 @@ func BenchmarkCheckTxForged(b *testing.B) {
 		if res := h.checkTx(tx); res.Code != uint32(protocol.CodeUnauthenticated) {
 			b.Fatalf("code %d (%s)", res.Code, res.Log)
 		}
+	}
+}
+
+// TestQueryPanicOnValidator: a read handler that panics answers its ABCI
+// query with 500; it cannot crash the validator, which goes on making
+// blocks.
+func TestQueryPanicOnValidator(t *testing.T) {
+	reg := supplychain.New()
+	reg.Handle(http.MethodGet, "/v1/boom", nil, func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
+		panic("a bad read handler")
+	})
+	app, err := ledger.New(ledger.DefaultConfig(t.TempDir()), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	res, err := app.Query(ctx, &abci.RequestQuery{Path: "/app/v1/boom"})
+	if err != nil || res.Code != http.StatusInternalServerError || !strings.Contains(string(res.Value), "INTERNAL") {
+		t.Fatalf("query of a panicking handler: %+v, %v; want code 500 with an INTERNAL error", res, err)
+	}
+	if _, err := app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Height: 1, Time: t0}); err != nil {
+		t.Fatalf("the validator after the panic: %v", err)
 	}
 }

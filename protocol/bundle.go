@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 )
 
@@ -102,17 +103,40 @@ func (b *Bundle) OpSigningBytes(seq int, prev Hash) []byte {
 	return OpBytes(b.Session, uint64(seq), prev, op.Method, op.Path, op.Body, op.Expires)
 }
 
+// ChainedOp is one op of a bundle in its place in the op chain.
+type ChainedOp struct {
+	Seq    int
+	Op     *Op
+	Prev   Hash   // hash of the op before it; ZeroHash for seq 0
+	Signed []byte // what its actor signed: OpBytes, which name Prev
+	Hash   Hash   // OpHash(Signed): what the next op names
+}
+
+// Chain yields the bundle's ops in order, each in its place in the op
+// chain. It is the one walk over a bundle's ops: signature checks,
+// re-execution and the session record all take it.
+func (b *Bundle) Chain() iter.Seq[ChainedOp] {
+	return func(yield func(ChainedOp) bool) {
+		prev := ZeroHash
+		for i := range b.Ops {
+			signed := b.OpSigningBytes(i, prev)
+			c := ChainedOp{Seq: i, Op: &b.Ops[i], Prev: prev, Signed: signed, Hash: OpHash(signed)}
+			if !yield(c) {
+				return
+			}
+			prev = c.Hash
+		}
+	}
+}
+
 // VerifyOps checks every actor signature and thereby the op chain: op k is
 // verified over bytes that name op k-1's hash. It returns the index of the
 // first op that fails, or -1.
 func (b *Bundle) VerifyOps(actorKey ed25519.PublicKey) int {
-	prev := ZeroHash
-	for i := range b.Ops {
-		msg := b.OpSigningBytes(i, prev)
-		if !Verify(actorKey, msg, b.Ops[i].Signature) {
-			return i
+	for c := range b.Chain() {
+		if !Verify(actorKey, c.Signed, c.Op.Signature) {
+			return c.Seq
 		}
-		prev = OpHash(msg)
 	}
 	return -1
 }
@@ -120,11 +144,11 @@ func (b *Bundle) VerifyOps(actorKey ed25519.PublicKey) int {
 // LastOpHash is the OpHash of the bundle's last op. It names the whole op
 // chain: each op's signed bytes name the hash of the op before it.
 func (b *Bundle) LastOpHash() Hash {
-	prev := ZeroHash
-	for i := range b.Ops {
-		prev = OpHash(b.OpSigningBytes(i, prev))
+	last := ZeroHash
+	for c := range b.Chain() {
+		last = c.Hash
 	}
-	return prev
+	return last
 }
 
 // ResultsDigest commits to all op results of a session, in order.

@@ -87,7 +87,7 @@ func TestInitGenesisLoadsActors(t *testing.T) {
 	if want := (Actor{ID: "alice", Role: "operator", Org: "acme", PublicKey: pubKey(aliceKey)}); !ok || !reflect.DeepEqual(a, want) {
 		t.Errorf("LoadActor(alice) = %+v, %v; want %+v, true", a, ok, want)
 	}
-	if got := r.Apply(tx, signOp(aliceKey, "alice", 1, "POST", "/v1/widgets", []byte(`{"id":"w1"}`))).Status; got != 201 {
+	if got := must(t)(r.Apply(tx, signOp(aliceKey, "alice", 1, "POST", "/v1/widgets", []byte(`{"id":"w1"}`)))).Status; got != 201 {
 		t.Errorf("Apply by a genesis actor: status = %d, want 201", got)
 	}
 	if _, ok := LoadActor(tx, "nobody"); ok {

@@ -57,7 +57,7 @@ func TestWeakKeysRefused(t *testing.T) {
 	nonCanonical, _ := hex.DecodeString("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")
 	for _, key := range [][]byte{zero, identity, nonCanonical} {
 		body := actorJSON("weak", "operator", "acme", key)
-		resp := r.Apply(NewTx(st), signOpIn(adminKey, "admin", "s-w", 0, http.MethodPost, PathActors, body))
+		resp := must(t)(r.Apply(NewTx(st), signOpIn(adminKey, "admin", "s-w", 0, http.MethodPost, PathActors, body)))
 		if resp.Status != http.StatusBadRequest || !strings.Contains(string(resp.Body), "public_key") {
 			t.Errorf("register key %x: got %d %s, want 400 naming public_key", key, resp.Status, resp.Body)
 		}
@@ -65,7 +65,7 @@ func TestWeakKeysRefused(t *testing.T) {
 			t.Errorf("genesis with key %x: accepted", key)
 		}
 		rot := fmt.Sprintf(`{"public_key":%q}`, base64.StdEncoding.EncodeToString(key))
-		resp = r.Apply(NewTx(st), signOpIn(adminKey, "admin", "s-w", 0, http.MethodPost, PathActors+"/alice/key", []byte(rot)))
+		resp = must(t)(r.Apply(NewTx(st), signOpIn(adminKey, "admin", "s-w", 0, http.MethodPost, PathActors+"/alice/key", []byte(rot))))
 		if resp.Status != http.StatusBadRequest {
 			t.Errorf("rotate to key %x: got %d %s, want 400", key, resp.Status, resp.Body)
 		}
@@ -84,7 +84,7 @@ func TestRotateAndRevoke(t *testing.T) {
 	st := testStore()
 	apply := func(op *Op) Response {
 		tx := NewTx(st)
-		resp := r.Apply(tx, op)
+		resp := must(t)(r.Apply(tx, op))
 		for _, kv := range tx.Writes() {
 			st.set(kv.Key, string(kv.Value), 9)
 		}
@@ -148,7 +148,7 @@ func TestControlBody(t *testing.T) {
 		body string
 		want int
 	}{{"", http.StatusAccepted}, {"{}", http.StatusAccepted}, {"{ }", http.StatusBadRequest}, {strings.Repeat("x", 1000), http.StatusBadRequest}} {
-		resp := r.Apply(NewTx(testStore()), signOp(aliceKey, "alice", 2, http.MethodPost, CommitPath(testSession), []byte(tt.body)))
+		resp := must(t)(r.Apply(NewTx(testStore()), signOp(aliceKey, "alice", 2, http.MethodPost, CommitPath(testSession), []byte(tt.body))))
 		if resp.Status != tt.want {
 			t.Errorf("commit with body %.20q: %d %s, want %d", tt.body, resp.Status, resp.Body, tt.want)
 		}
@@ -177,7 +177,7 @@ func TestTxLimits(t *testing.T) {
 	st := testStore()
 	tx := NewTx(st)
 	do := func(seq uint64, path string) Response {
-		return r.Apply(tx, signOp(aliceKey, "alice", seq, http.MethodPost, path, nil))
+		return must(t)(r.Apply(tx, signOp(aliceKey, "alice", seq, http.MethodPost, path, nil)))
 	}
 	if resp := do(1, fmt.Sprintf("/v1/read/%d", protocol.MaxReads-10)); resp.Status != http.StatusOK {
 		t.Fatalf("reads within the limit: %d %s", resp.Status, resp.Body)
@@ -232,11 +232,11 @@ func TestTxLimits(t *testing.T) {
 func TestQueryRecovers(t *testing.T) {
 	r := NewRegistry()
 	r.Handle(http.MethodGet, "/v1/panic", nil, func(tx *Tx, ctx *Context, req *Request) Response { panic("boom") })
-	if resp := r.Query(testStore(), "/v1/panic"); resp.Status != http.StatusInternalServerError {
+	if resp := must(t)(r.Query(testStore(), "/v1/panic")); resp.Status != http.StatusInternalServerError {
 		t.Errorf("panicking query: %d %s, want 500", resp.Status, resp.Body)
 	}
 	var zero Registry
-	if resp := zero.Apply(NewTx(testStore()), signOp(aliceKey, "alice", 0, http.MethodPost, "/v1/x", nil)); resp.Status != http.StatusNotFound {
+	if resp := must(t)(zero.Apply(NewTx(testStore()), signOp(aliceKey, "alice", 0, http.MethodPost, "/v1/x", nil))); resp.Status != http.StatusNotFound {
 		t.Errorf("zero registry: %d %s, want 404", resp.Status, resp.Body)
 	}
 }

@@ -227,13 +227,21 @@ func (op *Op) Bytes() []byte {
 // (verification): authenticate the actor against the key registered in
 // state (Ed25519 over op.Bytes(), which names the previous op's hash),
 // route, check the role, run the handler, and keep its writes in tx only if
-// it succeeded. A failure is a Response, never a panic or an error: a store
-// error or a handler panic is a 500 INTERNAL, an op that takes the session
-// over the Tx's limits is a 413 TOO_LARGE, and nothing of the op is kept.
-func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
+// it succeeded. Every outcome of the op is a Response, the same on every
+// node: a handler panic or a write to the ledger's keys is a 500 INTERNAL,
+// an op that takes the session over the Tx's limits is a 413 TOO_LARGE,
+// and nothing of a failed op is kept. An error is a failure of the store
+// under tx, which says nothing of the op: the caller must not take it as
+// a result (L1 halts rather than diverge; L2 answers 503).
+func (r *Registry) Apply(tx *Tx, op *Op) (resp Response, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			tx.fail(fmt.Errorf("handler panic: %v", p))
+		}
+		if tx.storeErr != nil {
+			resp, err = Response{}, tx.storeErr
+			tx.drop()
+			return
 		}
 		if tx.err == nil && resp.OK() && tx.limit != nil {
 			if err := tx.limit(tx, resp); errors.As(err, new(*Refusal)) {
@@ -245,6 +253,8 @@ func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
 		switch {
 		case errors.Is(tx.err, ErrTooLarge):
 			resp = Error(http.StatusRequestEntityTooLarge, "TOO_LARGE", tx.err.Error())
+		case errors.Is(tx.err, ErrHeld):
+			resp = Error(http.StatusConflict, "CONFLICT", strings.TrimPrefix(tx.err.Error(), ErrHeld.Error()+": "))
 		case tx.err != nil:
 			resp = Error(http.StatusInternalServerError, "INTERNAL", tx.err.Error())
 		}
@@ -254,46 +264,50 @@ func (r *Registry) Apply(tx *Tx, op *Op) (resp Response) {
 			tx.drop()
 		}
 	}()
-	actor, err := loadActor(tx, op.Actor)
-	if err != nil {
-		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", err.Error())
+	actor, lerr := loadActor(tx, op.Actor)
+	if lerr != nil {
+		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", lerr.Error()), nil
 	}
 	if !r.Verify(actor.PublicKey, op.Bytes(), op.Signature) {
-		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", "bad signature")
+		return Error(http.StatusUnauthorized, "UNAUTHENTICATED", "bad signature"), nil
 	}
 	rt, params, found := r.Match(op.Method, op.Path)
 	if rt == nil || rt.Method == http.MethodGet {
 		if found {
-			return Error(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", op.Method+" not allowed on "+op.Path)
+			return Error(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", op.Method+" not allowed on "+op.Path), nil
 		}
-		return Error(http.StatusNotFound, "NOT_FOUND", "no route "+op.Method+" "+op.Path)
+		return Error(http.StatusNotFound, "NOT_FOUND", "no route "+op.Method+" "+op.Path), nil
 	}
 	if len(rt.Roles) > 0 && !slices.Contains(rt.Roles, actor.Role) {
 		return Error(http.StatusForbidden, "PERMISSION_DENIED",
-			fmt.Sprintf("role %q may not %s %s (needs %s)", actor.Role, op.Method, rt.Pattern, strings.Join(rt.Roles, " or ")))
+			fmt.Sprintf("role %q may not %s %s (needs %s)", actor.Role, op.Method, rt.Pattern, strings.Join(rt.Roles, " or "))), nil
 	}
 	ctx := &Context{Actor: actor, Session: op.Session, Seq: op.Seq, Time: op.Time, verify: r.Verify}
 	req := &Request{Method: op.Method, Path: op.Path, Body: op.Body, params: params}
-	return rt.Handler(tx, ctx, req)
+	return rt.Handler(tx, ctx, req), nil
 }
 
 // Query runs a GET route on a throwaway view of st. It returns 404 for an
-// unknown path, and 500 INTERNAL if the handler panics or a read fails.
-func (r *Registry) Query(st Store, path string) (resp Response) {
+// unknown path, and 500 INTERNAL if the handler panics: no handler can
+// take down a node. An error is a failure of st.
+func (r *Registry) Query(st Store, path string) (resp Response, err error) {
 	rt, params, _ := r.Match(http.MethodGet, path)
 	if rt == nil || rt.Method != http.MethodGet {
-		return Error(http.StatusNotFound, "NOT_FOUND", "no route GET "+path)
+		return Error(http.StatusNotFound, "NOT_FOUND", "no route GET "+path), nil
 	}
 	tx := NewTx(st)
 	defer func() {
 		if p := recover(); p != nil {
 			tx.fail(fmt.Errorf("handler panic: %v", p))
 		}
-		if tx.err != nil {
+		switch {
+		case tx.storeErr != nil:
+			resp, err = Response{}, tx.storeErr
+		case tx.err != nil:
 			resp = Error(http.StatusInternalServerError, "INTERNAL", tx.err.Error())
 		}
 	}()
-	return rt.Handler(tx, &Context{verify: r.Verify}, &Request{Method: http.MethodGet, Path: path, params: params})
+	return rt.Handler(tx, &Context{verify: r.Verify}, &Request{Method: http.MethodGet, Path: path, params: params}), nil
 }
 
 // InitGenesis loads a genesis app state: {"actors":[...],"app":{...}}.
@@ -323,6 +337,9 @@ func (r *Registry) InitGenesis(tx *Tx, raw json.RawMessage) error {
 		if err := r.genesis(tx, g.App); err != nil {
 			return err
 		}
+	}
+	if tx.storeErr != nil {
+		return tx.storeErr
 	}
 	if tx.err != nil {
 		return tx.err

@@ -253,14 +253,12 @@ func TestApply(t *testing.T) {
 			wantStatus: 409, wantCode: "FAILED_PRECONDITION"},
 		{name: "write to reserved key space", op: signOp(aliceKey, "alice", 1, "POST", "/v1/reserved", nil),
 			wantStatus: 500, wantCode: "INTERNAL"},
-		{name: "store error", op: signOp(aliceKey, "alice", 1, "POST", "/v1/storeerr", nil),
-			wantStatus: 500, wantCode: "INTERNAL"},
 	}
 	r := testRegistry()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tx := NewTx(testStore())
-			resp := r.Apply(tx, tt.op)
+			resp := must(t)(r.Apply(tx, tt.op))
 			if resp.Status != tt.wantStatus {
 				t.Errorf("status = %d, want %d (body %s)", resp.Status, tt.wantStatus, resp.Body)
 			}
@@ -312,7 +310,7 @@ func TestApplySession(t *testing.T) {
 		{op: signOp(adminKey, "admin", 9, "POST", CommitPath(testSession), nil), wantStatus: 202},
 	}
 	for i, s := range steps {
-		resp := r.Apply(tx, s.op)
+		resp := must(t)(r.Apply(tx, s.op))
 		if resp.Status != s.wantStatus {
 			t.Errorf("step %d (%s %s): status = %d, want %d (body %s)", i, s.op.Method, s.op.Path, resp.Status, s.wantStatus, resp.Body)
 		}
@@ -338,14 +336,14 @@ func TestApplyFailedOpReadsDoNotEnterReadSet(t *testing.T) {
 	st := testStore()
 	r := testRegistry()
 	tx := NewTx(st)
-	if got := r.Apply(tx, signOp(aliceKey, "alice", 1, "POST", "/v1/widgets/w1/fail", nil)).Status; got != 409 {
+	if got := must(t)(r.Apply(tx, signOp(aliceKey, "alice", 1, "POST", "/v1/widgets/w1/fail", nil))).Status; got != 409 {
 		t.Fatalf("fail op: status = %d, want 409", got)
 	}
 	// The failed op read "other" at version 5. The committed state moves
 	// on; a later op reads "other" anew and the read set names only what
 	// that op saw.
 	st.set("other", "O2", 8)
-	resp := r.Apply(tx, signOp(aliceKey, "alice", 2, "POST", "/v1/append/other", nil))
+	resp := must(t)(r.Apply(tx, signOp(aliceKey, "alice", 2, "POST", "/v1/append/other", nil)))
 	if resp.Status != 200 || string(resp.Body) != `{"was":"O2"}` {
 		t.Fatalf("append: got %d %s, want 200 {\"was\":\"O2\"}", resp.Status, resp.Body)
 	}
@@ -505,7 +503,7 @@ func TestQuery(t *testing.T) {
 		{"/v1/bad", 500, ""},
 	}
 	for _, tt := range tests {
-		resp := r.Query(st, tt.path)
+		resp := must(t)(r.Query(st, tt.path))
 		if resp.Status != tt.wantStatus {
 			t.Errorf("Query(%q) status = %d, want %d (body %s)", tt.path, resp.Status, tt.wantStatus, resp.Body)
 		}
@@ -535,5 +533,17 @@ func TestResponse(t *testing.T) {
 	}
 	if got, want := string(Error(409, "CONFLICT", `say "hi"`).Body), `{"error":{"code":"CONFLICT","message":"say \"hi\""}}`; got != want {
 		t.Errorf("Error body = %s, want %s", got, want)
+	}
+}
+
+// must fails the test on a store error of Apply or Query:
+// must(t)(r.Apply(tx, op)) is the response.
+func must(t testing.TB) func(Response, error) Response {
+	return func(resp Response, err error) Response {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("store error: %v", err)
+		}
+		return resp
 	}
 }

@@ -74,6 +74,12 @@ var ErrReserved = errors.New("service: write to reserved key space")
 // answers such an op 413 TOO_LARGE and keeps nothing of it.
 var ErrTooLarge = errors.New("service: session too large")
 
+// ErrHeld is what a Store returns, wrapped, for a key it will not let this
+// session read now: an L2 node's view refuses keys another of its live
+// sessions holds. Apply answers the op 409 CONFLICT with the store's
+// message, which names the holder; it is not a store failure.
+var ErrHeld = errors.New("service: key held by another session")
+
 // MaxTxBytes bounds the bytes of keys and values one session reads and
 // writes (each key counted once per read and once per write): what an L2
 // node holds in memory for its overlay, and what one session may add to
@@ -111,7 +117,8 @@ type Tx struct {
 	opClaims []string
 	opBytes  int
 	opReadSz int
-	err      error // first store or rule error of the op in progress
+	err      error // first rule error of the op in progress (a result: the same on every node)
+	storeErr error // first failure of the store under the Tx (sticky: nothing read after it is trusted)
 
 	limit   func(t *Tx, resp Response) error
 	genesis bool // InitGenesis: not a session, so no session limits
@@ -163,8 +170,14 @@ func (t *Tx) Get(key string) ([]byte, bool) {
 		return nil, false
 	}
 	v, ver, err := t.base.Get(key)
+	if errors.Is(err, ErrHeld) {
+		t.fail(err)
+		return nil, false
+	}
 	if err != nil {
-		t.fail(fmt.Errorf("read %q: %w", key, err))
+		if t.storeErr == nil {
+			t.storeErr = fmt.Errorf("service: read %q: %w", key, err)
+		}
 		return nil, false
 	}
 	if !t.grow(len(key) + len(v)) {

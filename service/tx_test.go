@@ -237,17 +237,35 @@ func TestTxStoreError(t *testing.T) {
 	st.fail["boom"] = true
 	tx := NewTx(st)
 	checkGet(t, tx, "boom", "", false)
-	if !errors.Is(tx.err, errStore) {
-		t.Errorf("tx.err = %v, want errStore", tx.err)
+	if !errors.Is(tx.storeErr, errStore) {
+		t.Errorf("tx.storeErr = %v, want errStore", tx.storeErr)
 	}
-	// The first error sticks.
-	tx.Put("ledger/x", nil)
-	if !errors.Is(tx.err, errStore) {
-		t.Errorf("tx.err after a second error = %v, want errStore", tx.err)
-	}
-	tx.drop()
 	if tx.err != nil {
-		t.Errorf("tx.err after drop = %v, want nil", tx.err)
+		t.Errorf("tx.err = %v: a store failure is not a result", tx.err)
+	}
+	// It sticks: nothing the Tx reads after it is trusted.
+	tx.drop()
+	if !errors.Is(tx.storeErr, errStore) {
+		t.Errorf("tx.storeErr after drop = %v, want errStore", tx.storeErr)
+	}
+}
+
+// TestApplyStoreError: a failure of the store is Apply's error, not a
+// result: a node must not answer, or judge, an op by it.
+func TestApplyStoreError(t *testing.T) {
+	tx := NewTx(testStore())
+	resp, err := testRegistry().Apply(tx, signOp(aliceKey, "alice", 1, "POST", "/v1/storeerr", nil))
+	if !errors.Is(err, errStore) || resp.Status != 0 {
+		t.Fatalf("Apply = %d %s, %v; want no response and errStore", resp.Status, resp.Body, err)
+	}
+	checkWrites(t, tx, nil)
+	if _, err := testRegistry().Query(testStore(), "/v1/widgets/w1"); err != nil {
+		t.Errorf("Query of a readable key: %v", err)
+	}
+	st := testStore()
+	st.fail["widget/w9"] = true
+	if resp, err := testRegistry().Query(st, "/v1/widgets/w9"); !errors.Is(err, errStore) {
+		t.Errorf("Query of a failing key = %d %s, %v; want errStore", resp.Status, resp.Body, err)
 	}
 }
 

@@ -77,7 +77,14 @@ func (w *world) commit(tx *service.Tx) {
 	w.st.Apply(tx.Writes(), w.height)
 }
 
-func (w *world) query(path string) service.Response { return w.reg.Query(w.st, path) }
+func (w *world) query(path string) service.Response {
+	w.t.Helper()
+	resp, err := w.reg.Query(w.st, path)
+	if err != nil {
+		w.t.Fatalf("query %s: %v", path, err)
+	}
+	return resp
+}
 
 // session signs and applies the ops of one session to its own Tx.
 type session struct {
@@ -123,7 +130,10 @@ func (s *session) apply(method, path, body string, signed, sig []byte) service.R
 	s.time = s.w.now
 	op := &service.Op{Session: s.id, Seq: s.seq, Actor: s.a.id, Method: method, Path: path,
 		Body: []byte(body), Prev: s.prev, Signature: sig, Time: s.time, Expires: expires}
-	resp := s.w.reg.Apply(s.tx, op)
+	resp, err := s.w.reg.Apply(s.tx, op)
+	if err != nil {
+		s.w.t.Fatalf("apply %s %s: %v", method, path, err)
+	}
 	s.seq++
 	s.prev = protocol.OpHash(signed)
 	return resp
@@ -891,8 +901,15 @@ func TestGenesis(t *testing.T) {
 			}
 			st.Apply(tx.Writes(), 1)
 			reg := supplychain.New()
-			wantBody(t, "CR-A", reg.Query(st, "/v1/couriers/CR-A"), http.StatusOK, `{"courier":{"id":"CR-A","name":"A","actor_id":"CR-A"}}`)
-			wantBody(t, "CR-B", reg.Query(st, "/v1/couriers/CR-B"), http.StatusOK, `{"courier":{"id":"CR-B","name":"B"}}`)
+			q := func(path string) service.Response {
+				resp, err := reg.Query(st, path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp
+			}
+			wantBody(t, "CR-A", q("/v1/couriers/CR-A"), http.StatusOK, `{"courier":{"id":"CR-A","name":"A","actor_id":"CR-A"}}`)
+			wantBody(t, "CR-B", q("/v1/couriers/CR-B"), http.StatusOK, `{"courier":{"id":"CR-B","name":"B"}}`)
 		})
 	}
 }
