@@ -38,6 +38,13 @@ const (
 	KindInvalid               // session control out of place: at seq 0, or naming another session
 )
 
+// FrameworkPath reports whether path is in the framework's namespace:
+// PathSessions or PathActors, or below either (/v1/sessions-archive is
+// not). Applications cannot register routes there.
+func FrameworkPath(path string) bool {
+	return IsSessionControl(path) || path == PathActors || strings.HasPrefix(path, PathActors+"/")
+}
+
 // IsSessionControl reports whether path is the framework's session routes'
 // (PathSessions or below it; /v1/sessions-archive is not).
 func IsSessionControl(path string) bool {
@@ -72,12 +79,12 @@ func Classify(session string, seq uint64, method, path string) OpKind {
 const ControlBody = "{}"
 
 func registerFramework(r *Registry) {
-	r.Handle(http.MethodPost, PathSessions, nil, r.startSession)
-	r.Handle(http.MethodPost, PathSessions+"/{id}/commit", nil, endSession(http.StatusAccepted, "committing"))
-	r.Handle(http.MethodDelete, PathSessions+"/{id}", nil, endSession(http.StatusOK, "aborted"))
-	r.Handle(http.MethodPost, PathActors, []string{RoleAdmin}, createActor)
-	r.Handle(http.MethodPost, PathActors+"/{id}/key", []string{RoleAdmin}, rotateKey)
-	r.Handle(http.MethodDelete, PathActors+"/{id}", []string{RoleAdmin}, revokeActor)
+	r.handle(http.MethodPost, PathSessions, nil, r.startSession)
+	r.handle(http.MethodPost, PathSessions+"/{id}/commit", nil, endSession(http.StatusAccepted, "committing"))
+	r.handle(http.MethodDelete, PathSessions+"/{id}", nil, endSession(http.StatusOK, "aborted"))
+	r.handle(http.MethodPost, PathActors, []string{RoleAdmin}, createActor)
+	r.handle(http.MethodPost, PathActors+"/{id}/key", []string{RoleAdmin}, rotateKey)
+	r.handle(http.MethodDelete, PathActors+"/{id}", []string{RoleAdmin}, revokeActor)
 }
 
 // SessionInfo is the body of the framework's session responses.

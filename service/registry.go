@@ -116,9 +116,18 @@ func NewRegistry() *Registry {
 	return r
 }
 
-// Handle adds a route. It panics on a malformed or duplicate pattern: routes
-// are fixed at start-up.
+// Handle adds a route. It panics on a malformed or duplicate pattern, and
+// on a pattern in the framework's namespace (the session and actor routes,
+// see FrameworkPath): routes are fixed at start-up, and an application
+// cannot take a path that L1 and L2 read as session control.
 func (r *Registry) Handle(method, pattern string, roles []string, h Handler) {
+	if FrameworkPath(pattern) {
+		panic("service: " + pattern + " is in the framework's namespace (" + PathSessions + ", " + PathActors + ")")
+	}
+	r.handle(method, pattern, roles, h)
+}
+
+func (r *Registry) handle(method, pattern string, roles []string, h Handler) {
 	if !strings.HasPrefix(pattern, "/") {
 		panic("service: pattern must start with /: " + pattern)
 	}

@@ -424,11 +424,14 @@ func TestHandlePanics(t *testing.T) {
 		method, path string
 		wantPanic    string
 	}{
-		{"duplicate framework route", "POST", "/v1/sessions", "duplicate route"},
+		{"framework route", "POST", "/v1/sessions", "framework's namespace"},
+		{"under the session routes", "POST", "/v1/sessions/{id}/archive", "framework's namespace"},
+		{"the sessions path, other method", "GET", "/v1/sessions", "framework's namespace"},
+		{"under the actor routes", "GET", "/v1/actors/{id}", "framework's namespace"},
 		{"duplicate app route", "GET", "/v1/widgets/{id}", "duplicate route"},
 		{"no leading slash", "POST", "v1/things", "must start with /"},
 		{"empty pattern", "POST", "", "must start with /"},
-		{"same path, other method", "GET", "/v1/sessions", ""},
+		{"a name that only starts like a framework path", "POST", "/v1/sessions-archive", ""},
 		{"new route", "POST", "/v1/things/{id}", ""},
 	}
 	for _, tt := range tests {
