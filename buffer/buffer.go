@@ -52,6 +52,7 @@ type Config struct {
 	Key      ed25519.PrivateKey // its key: signs receipts and bundles. Required.
 	Registry *service.Registry  // the application. Required.
 	WALPath  string             // write-ahead log file. Required.
+	FS       FS                 // what the WAL does its I/O through; default the operating system's
 
 	BatchInterval time.Duration // while a batch awaits its verdict, collect the next one this long; default 10ms
 	BatchMax      int           // or as soon as it holds this many bundles; default 256
@@ -237,7 +238,6 @@ type Buffer struct {
 	wg        sync.WaitGroup
 }
 
-
 // actorUse is what one actor holds on this node, against its quotas.
 type actorUse struct {
 	open     int // open sessions
@@ -276,10 +276,10 @@ func Open(cfg Config, chain Chain) (*Buffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Rewrite(cfg.WALPath, live); err != nil {
+	if err := Rewrite(cfg.FS, cfg.WALPath, live); err != nil {
 		return nil, fmt.Errorf("buffer: compact wal: %w", err)
 	}
-	w, _, err := OpenWAL(cfg.WALPath, b.obs.Fsync)
+	w, _, err := OpenWAL(cfg.FS, cfg.WALPath, b.obs.Fsync)
 	if err != nil {
 		return nil, err
 	}
@@ -289,6 +289,9 @@ func Open(cfg Config, chain Chain) (*Buffer, error) {
 	go b.committer()
 	return b, nil
 }
+
+// Err is why this node can take no more ops (its WAL failed), or nil.
+func (b *Buffer) Err() error { return b.wal.Err() }
 
 // Close stops the committer and closes the WAL. Queued sessions stay in the
 // WAL and are resubmitted by the next Open.
@@ -325,6 +328,9 @@ func errResp(status int, code, format string, args ...any) *Reply {
 // actor's quotas. An actor is charged only for ops it signed, so no one
 // can spend another actor's quota.
 func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
+	if err := b.wal.Err(); err != nil {
+		return errResp(http.StatusServiceUnavailable, "UNAVAILABLE", "this node can no longer make ops durable (%v); nothing was done: send the op to another node", err)
+	}
 	b.mu.Lock()
 	s, fresh, rep := b.admitLocked(in)
 	if rep != nil {
@@ -390,8 +396,9 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 	switch {
 	case err != nil:
 		// The op is kept in memory but not in the log, and its client is
-		// told it failed: the session cannot go on truthfully.
-		b.finishLocked(s, &Final{Status: StatusRejected, Code: "INTERNAL", Reason: "an op could not be made durable"})
+		// told it failed: the session cannot go on truthfully, and never
+		// reaches L1.
+		b.finishLocked(s, &Final{Status: StatusRejected, Code: "UNAVAILABLE", Reason: "an op could not be made durable"})
 	case (kind == service.KindCommit || kind == service.KindDirect) && s.final == nil:
 		// Only a commit that is durable goes to L1: after a crash, replay
 		// finds every op of a session L1 may have applied.
@@ -400,7 +407,7 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 	b.mu.Unlock()
 	if err != nil {
 		b.log.Error("wal append failed", "err", err)
-		return errResp(http.StatusInternalServerError, "INTERNAL", "the op could not be made durable: %v", err)
+		return errResp(http.StatusServiceUnavailable, "UNAVAILABLE", "the op could not be made durable (%v); it was not applied and its session %s is ended", err, id)
 	}
 	rc := &protocol.Receipt{Node: b.cfg.Node, Session: id, Seq: in.Seq, Op: opHash, Result: resp.Hash(), Time: t}
 	reply := &Reply{Resp: resp, Receipt: rc, ReceiptSig: rc.Sign(b.cfg.Key)}

@@ -1017,8 +1017,8 @@ func TestAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := e.do(newSess("late", operator1), http.MethodPost, service.PathSessions, `{}`)
-	if rep.Resp.Status != http.StatusInternalServerError || rep.Receipt != nil {
-		t.Errorf("op after Close: got %d %s, want 500 and no receipt", rep.Resp.Status, rep.Resp.Body)
+	if rep.Resp.Status != http.StatusServiceUnavailable || rep.Receipt != nil {
+		t.Errorf("op after Close: got %d %s, want 503 and no receipt", rep.Resp.Status, rep.Resp.Body)
 	}
 	if err := e.buf.wal.Append([]byte("x")); !errors.Is(err, ErrWALClosed) {
 		t.Errorf("WAL after Close: %v", err)

@@ -135,7 +135,7 @@ func TestOversizedSessionReplay(t *testing.T) {
 	for range 20 {
 		add(http.MethodPost, "/v1/test/blob", `"`+strings.Repeat("x", 60000)+`"`, []byte(`{"ok":true}`), http.StatusOK)
 	}
-	if err := Rewrite(e.cfg.WALPath, recs); err != nil {
+	if err := Rewrite(nil, e.cfg.WALPath, recs); err != nil {
 		t.Fatal(err)
 	}
 	e.open()

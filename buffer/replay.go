@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
@@ -45,7 +44,7 @@ func encodeFinal(session string, f *Final) []byte {
 // the current committed state, in the order they were acknowledged. It
 // returns the records to keep (those of live sessions).
 func (b *Buffer) replay() ([][]byte, error) {
-	raw, err := readWALFile(b.cfg.WALPath)
+	raw, err := ReadWAL(b.cfg.FS, b.cfg.WALPath)
 	if err != nil {
 		return nil, err
 	}
@@ -173,17 +172,4 @@ func (b *Buffer) restore(ops []walRecord, raws [][]byte) error {
 		}
 	}
 	return nil
-}
-
-func readWALFile(path string) ([][]byte, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	recs, _, err := readRecords(f)
-	return recs, err
 }

@@ -20,7 +20,7 @@ import (
 // first appearance, and the kinds of their records.
 func (e *env) walSessions() ([]string, map[string][]string) {
 	e.t.Helper()
-	recs, err := readWALFile(e.cfg.WALPath)
+	recs, err := ReadWAL(nil, e.cfg.WALPath)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestReplayTornTail(t *testing.T) {
 		// The log is zero-filled past its records: cut into the last one.
 		{"cut", func(d []byte) []byte { d = bytes.TrimRight(d, "\x00"); return d[:len(d)-7] }},
 		{"zero-filled", func(d []byte) []byte { return append(d, make([]byte, 4096)...) }},
-		{"garbage", func(d []byte) []byte { return append(d, "\x10not a record"...) }},
+		{"garbage", func(d []byte) []byte { return append(bytes.TrimRight(d, "\x00"), "\x10not a record"...) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,16 +24,29 @@ import (
 // written and fsynced once: an append then overwrites blocks the file already
 // has, and fdatasync flushes only data, without a journal commit for a new
 // file size. Replay stops at the zeros (a record's length is never 0).
+//
+// A crash can tear only the last write, and one write is at most
+// walMaxWrite bytes: so a damaged record is a torn tail (never acknowledged,
+// dropped) only if it looks torn (it runs past the end of the file, or one of
+// its sectors is all zeros) and nothing but zeros lies beyond that window.
+// Anything else is corruption of acknowledged records: OpenWAL returns a
+// *CorruptError and leaves the file as it is.
+//
+// A failed write or fsync fails every later append too: after a failed
+// fsync the state of the file's pages is unknown (a later fsync may report
+// success for pages the kernel already dropped), so nothing more is ever
+// acknowledged from this file. Err reports it.
 type WAL struct {
+	fs        FS
 	path      string
-	f         *os.File
+	f         File
 	off, size int64        // end of the records; end of the file (the writer's)
 	end       atomic.Int64 // off, for other goroutines
 	reqs      chan walReq
 	done      chan struct{}
 	onFsync   func(time.Duration, int) // metrics hook: fsync time, records covered
 
-	failed error // set by a rotation that could not complete; the writer's
+	failed atomic.Pointer[error] // the first failed write, fsync or rotation; set by the writer
 
 	mu     sync.Mutex
 	closed bool
@@ -51,21 +65,45 @@ var (
 	crcTable     = crc32.MakeTable(crc32.Castagnoli)
 )
 
-// MaxRecord bounds one WAL record.
-const MaxRecord = 1 << 20
+const (
+	// MaxRecord bounds one WAL record.
+	MaxRecord = 1 << 20
+	// walChunk is how far ahead of the records the file is zero-filled.
+	walChunk = 16 << 20
+	// walMaxWrite bounds one group commit's write, and so the span of
+	// the file a crash can leave half written.
+	walMaxWrite = 4 << 20
+	// sector is the unit a disk writes whole or not at all.
+	sector = 512
+)
 
-// walChunk is how far ahead of the records the file is zero-filled.
-const walChunk = 16 << 20
+// CorruptError reports a WAL whose records are damaged before its tail:
+// acknowledged ops would be lost by reading on, so the node does not start.
+type CorruptError struct {
+	Path   string
+	Offset int64 // where the first damaged record starts
+	Reason string
+}
 
-// OpenWAL opens (creating if needed) the log at path and returns it with
-// every intact record already in it. A torn or corrupt tail (a crash in the
-// middle of a write) is cut off: those records were never acknowledged.
-func OpenWAL(path string, onFsync func(time.Duration, int)) (*WAL, [][]byte, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("buffer: wal %s is corrupt at byte %d: %s. The file is left as it is: restore it from a copy, "+
+		"or move it aside to start this node without its unfinished sessions (their clients hold receipts L1 will never see)",
+		e.Path, e.Offset, e.Reason)
+}
+
+// OpenWAL opens (creating if needed) the log at path through fs (nil: the
+// operating system's) and returns it with every record in it. A torn final
+// write (a crash in the middle of it) is cut off: its records were never
+// acknowledged. A damaged record before that is a *CorruptError.
+func OpenWAL(fs FS, path string, onFsync func(time.Duration, int)) (*WAL, [][]byte, error) {
+	if fs == nil {
+		fs = OSFS{}
+	}
+	f, err := fs.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("buffer: open wal: %w", err)
 	}
-	recs, good, err := readRecords(f)
+	recs, good, err := readFile(f, path)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
@@ -77,7 +115,7 @@ func OpenWAL(path string, onFsync func(time.Duration, int)) (*WAL, [][]byte, err
 	if onFsync == nil {
 		onFsync = func(time.Duration, int) {}
 	}
-	w := &WAL{path: path, f: f, off: good, size: good, reqs: make(chan walReq, 4096), done: make(chan struct{}), onFsync: onFsync}
+	w := &WAL{fs: fs, path: path, f: f, off: good, size: good, reqs: make(chan walReq, 4096), done: make(chan struct{}), onFsync: onFsync}
 	w.end.Store(good)
 	if err := w.grow(0); err != nil {
 		f.Close()
@@ -87,36 +125,137 @@ func OpenWAL(path string, onFsync func(time.Duration, int)) (*WAL, [][]byte, err
 	return w, recs, nil
 }
 
-func readRecords(f *os.File) ([][]byte, int64, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, 0, err
+// ReadWAL returns the records of the log at path without opening it for
+// appends (none if there is no file), or a *CorruptError.
+func ReadWAL(fs FS, path string) ([][]byte, error) {
+	if fs == nil {
+		fs = OSFS{}
 	}
-	r := bufio.NewReader(f)
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("buffer: open wal: %w", err)
+	}
+	defer f.Close()
+	recs, _, err := readFile(f, path)
+	return recs, err
+}
+
+func readFile(f File, path string) ([][]byte, int64, error) {
+	size, err := f.Size()
+	if err != nil {
+		return nil, 0, fmt.Errorf("buffer: read wal: %w", err)
+	}
+	recs, good, err := readRecords(f, size)
+	if c, ok := err.(*CorruptError); ok {
+		c.Path = path
+	}
+	return recs, good, err
+}
+
+// readRecords reads the records of a log of size bytes. It returns them
+// and where they end, or a *CorruptError (without Path), or an I/O error.
+func readRecords(f io.ReaderAt, size int64) ([][]byte, int64, error) {
+	r := &counter{r: bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<16)}
 	var recs [][]byte
-	var good int64
 	for {
+		at := r.n
 		n, err := binary.ReadUvarint(r)
-		if err != nil || n == 0 || n > MaxRecord {
-			// EOF or torn length; 0 is a zero-filled tail (crc32c of
-			// nothing is 0, so zeros would pass as empty records).
-			return recs, good, nil
+		switch {
+		case err == io.EOF && r.n == at:
+			return recs, at, nil // the file ends after a record
+		case err == io.ErrUnexpectedEOF:
+			return recs, at, torn(f, size, at, "") // the file ends inside a length
+		case err != nil && r.n-at >= binary.MaxVarintLen64:
+			return recs, at, &CorruptError{Offset: at, Reason: "unreadable record length"}
+		case err != nil:
+			return recs, at, err
+		case n == 0:
+			return recs, at, torn(f, size, at, "") // the zero-filled space after the records
+		case n > MaxRecord:
+			return recs, at, &CorruptError{Offset: at, Reason: fmt.Sprintf("record length %d exceeds %d", n, MaxRecord)}
 		}
 		buf := make([]byte, 4+n)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return recs, good, nil
+		if _, err := io.ReadFull(r, buf); err == io.EOF || err == io.ErrUnexpectedEOF {
+			return recs, at, torn(f, size, at, "") // the file ends inside the record
+		} else if err != nil {
+			return recs, at, err
 		}
 		if crc32.Checksum(buf[4:], crcTable) != binary.LittleEndian.Uint32(buf[:4]) {
-			return recs, good, nil
+			if !zeroSector(f, at, r.n) {
+				return recs, at, &CorruptError{Offset: at, Reason: "checksum mismatch in a record with no unwritten sector"}
+			}
+			return recs, at, torn(f, size, at, "checksum mismatch")
 		}
 		recs = append(recs, buf[4:])
-		good += int64(len(binary.AppendUvarint(nil, n))) + 4 + int64(n)
 	}
+}
+
+// torn checks that the records stop at off the way a crash stops them:
+// nothing but zeros beyond the one write that may have been cut short.
+func torn(f io.ReaderAt, size, off int64, what string) error {
+	buf := make([]byte, 1<<16)
+	for at := off + walMaxWrite; at < size; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-at)], at)
+		if i := slices.IndexFunc(buf[:n], func(b byte) bool { return b != 0 }); i >= 0 {
+			if what == "" {
+				what = "the records stop"
+			}
+			return &CorruptError{Offset: off, Reason: fmt.Sprintf("%s, yet data follows at byte %d, beyond what one torn write can reach", what, at+int64(i))}
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		at += int64(n)
+	}
+	return nil
+}
+
+// zeroSector reports whether some sector-aligned piece of [from, to) is all
+// zeros: a write the disk never made.
+func zeroSector(f io.ReaderAt, from, to int64) bool {
+	buf := make([]byte, sector)
+	for at := from; at < to; {
+		end := min((at/sector+1)*sector, to)
+		n, _ := f.ReadAt(buf[:end-at], at)
+		if n == int(end-at) && !slices.ContainsFunc(buf[:n], func(b byte) bool { return b != 0 }) {
+			return true
+		}
+		at = end
+	}
+	return false
+}
+
+// counter counts the bytes read through it.
+type counter struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (c *counter) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func frame(out, rec []byte) []byte {
 	out = binary.AppendUvarint(out, uint64(len(rec)))
 	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(rec, crcTable))
 	return append(out, rec...)
+}
+
+func frameSize(rec []byte) int {
+	return len(binary.AppendUvarint(nil, uint64(len(rec)))) + 4 + len(rec)
 }
 
 // Append writes rec and returns once it is on stable storage.
@@ -147,6 +286,20 @@ func (w *WAL) Rotate(recs [][]byte) <-chan error {
 // Size is how many bytes of records the log holds.
 func (w *WAL) Size() int64 { return w.end.Load() }
 
+// Err is the failure that stopped the log taking appends, or nil.
+func (w *WAL) Err() error {
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (w *WAL) fail(err error) error {
+	err = fmt.Errorf("buffer: wal %s takes no more appends: %w", w.path, err)
+	w.failed.CompareAndSwap(nil, &err)
+	return w.Err()
+}
+
 func (w *WAL) send(r walReq) <-chan error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -158,13 +311,13 @@ func (w *WAL) send(r walReq) <-chan error {
 	return r.errc
 }
 
-// loop is the group-commit writer: take everything queued (up to a
-// rotation), write it, fsync once, answer every waiter.
+// loop is the group-commit writer: take what is queued (up to a rotation,
+// or walMaxWrite bytes), write it, fsync once, answer every waiter.
 func (w *WAL) loop() {
 	defer close(w.done)
 	var buf []byte
 	var batch []walReq
-	var next *walReq // a rotation met while draining
+	var next *walReq // met while draining, for the next round
 	for {
 		req := next
 		next = nil
@@ -188,7 +341,7 @@ func (w *WAL) loop() {
 				if !ok {
 					break drain
 				}
-				if r.rotate {
+				if r.rotate || len(buf)+frameSize(r.rec) > walMaxWrite {
 					next = &r
 					break drain
 				}
@@ -198,26 +351,31 @@ func (w *WAL) loop() {
 				break drain
 			}
 		}
-		err := w.failed
+		err := w.Err()
 		if err == nil {
-			err = w.grow(len(buf))
-		}
-		if err == nil {
-			_, err = w.f.WriteAt(buf, w.off)
-		}
-		if err == nil {
-			start := time.Now()
-			err = datasync(w.f)
-			w.onFsync(time.Since(start), len(batch))
-		}
-		if err == nil {
-			w.off += int64(len(buf))
-			w.end.Store(w.off)
+			err = w.write(buf, len(batch))
 		}
 		for _, r := range batch {
 			r.errc <- err
 		}
 	}
+}
+
+func (w *WAL) write(buf []byte, records int) error {
+	if err := w.grow(len(buf)); err != nil {
+		return w.fail(err)
+	}
+	if _, err := w.f.WriteAt(buf, w.off); err != nil {
+		return w.fail(err)
+	}
+	start := time.Now()
+	if err := w.f.Datasync(); err != nil {
+		return w.fail(err)
+	}
+	w.onFsync(time.Since(start), records)
+	w.off += int64(len(buf))
+	w.end.Store(w.off)
+	return nil
 }
 
 // grow makes sure n more bytes fit before the end of the file, extending it
@@ -241,32 +399,28 @@ func (w *WAL) grow(n int) error {
 }
 
 // rotate writes recs to a new file and puts it in the old one's place. Until
-// the rename the old log stands; after it, a failure leaves the WAL failing
-// every append (the old file is gone), which the node reports as 500s.
+// the rename the old log stands; after it, a failure fails the log.
 func (w *WAL) rotate(recs [][]byte) error {
-	if w.failed != nil {
-		return w.failed
+	if err := w.Err(); err != nil {
+		return err
 	}
-	if err := Rewrite(w.path, recs); err != nil {
+	if err := Rewrite(w.fs, w.path, recs); err != nil {
 		return fmt.Errorf("buffer: compact wal: %w", err)
 	}
-	f, err := os.OpenFile(w.path, os.O_RDWR, 0o600)
+	f, err := w.fs.OpenFile(w.path, os.O_RDWR, 0o600)
 	if err != nil {
-		w.failed = fmt.Errorf("buffer: reopen compacted wal: %w", err)
-		return w.failed
+		return w.fail(fmt.Errorf("reopen compacted wal: %w", err))
 	}
-	fi, err := f.Stat()
+	size, err := f.Size()
 	if err != nil {
 		f.Close()
-		w.failed = fmt.Errorf("buffer: reopen compacted wal: %w", err)
-		return w.failed
+		return w.fail(fmt.Errorf("reopen compacted wal: %w", err))
 	}
 	w.f.Close()
-	w.f, w.off, w.size = f, fi.Size(), fi.Size()
+	w.f, w.off, w.size = f, size, size
 	w.end.Store(w.off)
 	if err := w.grow(0); err != nil {
-		w.failed = fmt.Errorf("buffer: preallocate compacted wal: %w", err)
-		return w.failed
+		return w.fail(fmt.Errorf("preallocate compacted wal: %w", err))
 	}
 	return nil
 }
@@ -285,19 +439,23 @@ func (w *WAL) Close() error {
 	return w.f.Close()
 }
 
-// Rewrite atomically replaces the log at path with recs (compaction). It
-// must be called before OpenWAL on that path.
-func Rewrite(path string, recs [][]byte) error {
+// Rewrite atomically replaces the log at path with recs (compaction),
+// through fs (nil: the operating system's). It must be called before
+// OpenWAL on that path.
+func Rewrite(fs FS, path string, recs [][]byte) error {
+	if fs == nil {
+		fs = OSFS{}
+	}
 	tmp := path + ".compact"
 	var buf []byte
 	for _, r := range recs {
 		buf = frame(buf, r)
 	}
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	f, err := fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(buf); err != nil {
+	if _, err := f.WriteAt(buf, 0); err != nil {
 		f.Close()
 		return err
 	}
@@ -308,15 +466,10 @@ func Rewrite(path string, recs [][]byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fs.Rename(tmp, path); err != nil {
 		return err
 	}
 	// The rename itself must be durable before anything is appended to
 	// the new file.
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return fs.SyncDir(filepath.Dir(path))
 }

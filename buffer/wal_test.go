@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,7 @@ import (
 
 func openWAL(t *testing.T, path string) (*WAL, [][]byte) {
 	t.Helper()
-	w, recs, err := OpenWAL(path, nil)
+	w, recs, err := OpenWAL(nil, path, nil)
 	if err != nil {
 		t.Fatalf("OpenWAL: %v", err)
 	}
@@ -85,29 +86,47 @@ func TestWALRoundTrip(t *testing.T) {
 	sameRecords(t, recs, append(first, more...))
 }
 
-// TestWALTornTail cuts or extends the file as a crash mid-write would and
-// checks that reopening keeps exactly the intact records, cuts the rest
-// off the file, and that later appends are read back.
+// TestWALTornTail damages the last write as a crash would (cut short, or
+// with sectors never written) and checks that reopening keeps exactly the
+// records before it, cuts the rest off the file, and that later appends are
+// read back.
 func TestWALTornTail(t *testing.T) {
-	recs := [][]byte{[]byte("one"), []byte("two"), bytes.Repeat([]byte("three"), 100)}
-	full := frame(frame(frame(nil, recs[0]), recs[1]), recs[2])
-	twoLen := int64(len(frame(frame(nil, recs[0]), recs[1])))
+	recs := [][]byte{[]byte("one"), []byte("two"), bytes.Repeat([]byte("three"), 400), []byte("four")}
+	var offsets []int // where each record's frame starts
+	var full []byte
+	for _, r := range recs {
+		offsets = append(offsets, len(full))
+		full = frame(full, r)
+	}
+	three := offsets[2]
 	tests := []struct {
 		name     string
 		mangle   func(data []byte) []byte
 		wantRecs int
 	}{
-		{"intact", func(d []byte) []byte { return d }, 3},
-		{"cut in the payload", func(d []byte) []byte { return d[:len(d)-10] }, 2},
-		{"cut in the crc", func(d []byte) []byte { return d[:twoLen+3] }, 2},
-		{"cut in the length", func(d []byte) []byte { return d[:twoLen+1] }, 2},
-		{"cut after the length", func(d []byte) []byte { return d[:twoLen+2] }, 2},
-		{"garbage appended", func(d []byte) []byte { return append(d, 0x05, 'j', 'u', 'n', 'k') }, 3},
-		{"zeros appended", func(d []byte) []byte { return append(d, make([]byte, 64)...) }, 3},
-		{"zero length appended", func(d []byte) []byte { return append(d, 0, 0, 0, 0, 0) }, 3},
-		{"huge length appended", func(d []byte) []byte { return append(d, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F) }, 3},
-		{"endless varint appended", func(d []byte) []byte { return append(d, bytes.Repeat([]byte{0xFF}, 12)...) }, 3},
-		{"cut and garbage", func(d []byte) []byte { return append(d[:len(d)-50], "garbage"...) }, 2},
+		{"intact", func(d []byte) []byte { return d }, 4},
+		{"cut in the payload", func(d []byte) []byte { return d[:offsets[3]-10] }, 2},
+		{"cut in the crc", func(d []byte) []byte { return d[:three+3] }, 2},
+		{"cut in the length", func(d []byte) []byte { return d[:three+1] }, 2},
+		{"cut after the length", func(d []byte) []byte { return d[:three+2] }, 2},
+		{"garbage appended", func(d []byte) []byte { return append(d, 0x05, 'j', 'u', 'n', 'k') }, 4},
+		{"zeros appended", func(d []byte) []byte { return append(d, make([]byte, 64)...) }, 4},
+		{"zero length appended", func(d []byte) []byte { return append(d, 0, 0, 0, 0, 0) }, 4},
+		{"cut and garbage", func(d []byte) []byte { return append(d[:offsets[3]-50], "garbage"...) }, 2},
+		{"a sector of the last record never written", func(d []byte) []byte {
+			clear(d[2*sector : 3*sector])
+			return d
+		}, 2},
+		{"a sector lost, the record after it whole", func(d []byte) []byte {
+			// The last write held records 3 and 4; the disk wrote 4 but not
+			// all of 3. Neither was acknowledged.
+			clear(d[sector : 2*sector])
+			return append(d, make([]byte, 3*sector)...)
+		}, 2},
+		{"first sector of the last write never written", func(d []byte) []byte {
+			clear(d[three:sector])
+			return append(d, make([]byte, 3*sector)...)
+		}, 2},
 		{"empty file", func(d []byte) []byte { return nil }, 0},
 	}
 	for _, tt := range tests {
@@ -118,9 +137,9 @@ func TestWALTornTail(t *testing.T) {
 			}
 			w, got := openWAL(t, path)
 			sameRecords(t, got, recs[:tt.wantRecs])
-			var good int64
-			for _, r := range recs[:tt.wantRecs] {
-				good += int64(len(frame(nil, r)))
+			good := int64(offsets[min(tt.wantRecs, len(recs)-1)])
+			if tt.wantRecs == len(recs) {
+				good = int64(len(full))
 			}
 			// The torn tail is cut: the kept records are followed by zeros only.
 			data, err := os.ReadFile(path)
@@ -142,8 +161,10 @@ func TestWALTornTail(t *testing.T) {
 	}
 }
 
-// TestWALCorruptCRC flips one byte of a record: replay stops before it.
-func TestWALCorruptCRC(t *testing.T) {
+// TestWALCorrupt damages records in ways no crash does: opening fails with
+// an error naming the file and the offset of the first damaged record, and
+// the file is left exactly as it was.
+func TestWALCorrupt(t *testing.T) {
 	recs := [][]byte{[]byte("zero"), []byte("one"), []byte("two"), []byte("three")}
 	var offsets []int // where each record's frame starts
 	var data []byte
@@ -151,27 +172,62 @@ func TestWALCorruptCRC(t *testing.T) {
 		offsets = append(offsets, len(data))
 		data = frame(data, r)
 	}
+	flip := func(at int) func([]byte) []byte {
+		return func(d []byte) []byte { d[at] ^= 0x40; return d }
+	}
+	// A long log: a damaged record with more than one write's worth of
+	// records after it.
+	var long []byte
+	for i := 0; len(long) < walMaxWrite+sector; i++ {
+		long = frame(long, bytes.Repeat([]byte{byte('a' + i%26)}, 4000))
+	}
+	rec1 := len(frame(nil, bytes.Repeat([]byte("a"), 4000)))
 	tests := []struct {
-		name     string
-		at       int // byte to flip
-		wantRecs int
+		name   string
+		data   []byte
+		mangle func([]byte) []byte
+		offset int
 	}{
-		{"payload of record 2", offsets[2] + 1 + 4 + 1, 2},
-		{"crc of record 1", offsets[1] + 1, 1},
-		{"payload of record 0", offsets[0] + 5, 0},
-		{"last byte of the file", len(data) - 1, 3},
+		{"payload of record 2", data, flip(offsets[2] + 1 + 4 + 1), offsets[2]},
+		{"crc of record 1", data, flip(offsets[1] + 1), offsets[1]},
+		{"payload of record 0", data, flip(offsets[0] + 5), 0},
+		{"last byte of the file", data, flip(len(data) - 1), offsets[3]},
+		{"huge length appended", data, func(d []byte) []byte { return append(d, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F) }, len(data)},
+		{"endless varint appended", data, func(d []byte) []byte { return append(d, bytes.Repeat([]byte{0xFF}, 12)...) }, len(data)},
+		{"a sector zeroed far before the end", long, func(d []byte) []byte {
+			clear(d[2*sector : 3*sector])
+			return d
+		}, 0}, // record 0 spans the first sectors
+		{"the records stop, then more follow", long, func(d []byte) []byte {
+			clear(d[:rec1])
+			return d
+		}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "wal.log")
-			d := slices.Clone(data)
-			d[tt.at] ^= 0x40
+			d := tt.mangle(slices.Clone(tt.data))
 			if err := os.WriteFile(path, d, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			w, got := openWAL(t, path)
-			defer w.Close()
-			sameRecords(t, got, recs[:tt.wantRecs])
+			w, _, err := OpenWAL(nil, path, nil)
+			if err == nil {
+				w.Close()
+				t.Fatal("OpenWAL accepted a corrupt log")
+			}
+			var c *CorruptError
+			if !errors.As(err, &c) || c.Path != path || c.Offset != int64(tt.offset) {
+				t.Fatalf("OpenWAL: got %v, want a *CorruptError for %s at byte %d", err, path, tt.offset)
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), fmt.Sprintf("byte %d", tt.offset)) {
+				t.Errorf("the error does not name the file and the offset: %v", err)
+			}
+			if _, err := ReadWAL(nil, path); !errors.As(err, &c) {
+				t.Errorf("ReadWAL: got %v, want the *CorruptError too", err)
+			}
+			if after, err := os.ReadFile(path); err != nil || !bytes.Equal(after, d) {
+				t.Errorf("the corrupt file was changed by opening it (%v)", err)
+			}
 		})
 	}
 }
@@ -182,7 +238,7 @@ func TestWALCorruptCRC(t *testing.T) {
 func TestWALConcurrentAppends(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "wal.log")
 	var fsyncs, covered atomic.Int64
-	w, _, err := OpenWAL(path, func(d time.Duration, n int) {
+	w, _, err := OpenWAL(nil, path, func(d time.Duration, n int) {
 		fsyncs.Add(1)
 		covered.Add(int64(n))
 	})
@@ -202,7 +258,7 @@ func TestWALConcurrentAppends(t *testing.T) {
 					errs <- err
 					return
 				}
-				onDisk, err := readWALFile(path)
+				onDisk, err := ReadWAL(nil, path)
 				if err != nil {
 					errs <- err
 					return
@@ -336,7 +392,7 @@ func TestRewrite(t *testing.T) {
 			w, _ := openWAL(t, path)
 			appendAll(t, w, [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("d")})
 			w.Close()
-			if err := Rewrite(path, tt.keep); err != nil {
+			if err := Rewrite(nil, path, tt.keep); err != nil {
 				t.Fatalf("Rewrite: %v", err)
 			}
 			w, got := openWAL(t, path)
@@ -353,7 +409,7 @@ func TestRewrite(t *testing.T) {
 	}
 	t.Run("missing file", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "wal.log")
-		if err := Rewrite(path, [][]byte{[]byte("only")}); err != nil {
+		if err := Rewrite(nil, path, [][]byte{[]byte("only")}); err != nil {
 			t.Fatalf("Rewrite: %v", err)
 		}
 		w, got := openWAL(t, path)
@@ -413,7 +469,7 @@ func TestWALGrows(t *testing.T) {
 //
 //	go test ./buffer -run '^$' -bench WALAppend
 func BenchmarkWALAppend(b *testing.B) {
-	w, _, err := OpenWAL(filepath.Join(b.TempDir(), "wal.log"), nil)
+	w, _, err := OpenWAL(nil, filepath.Join(b.TempDir(), "wal.log"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

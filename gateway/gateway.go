@@ -160,6 +160,10 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 }
 
 func (h *handler) ready(w http.ResponseWriter, r *http.Request) {
+	if err := h.cfg.Buffer.Err(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", err.Error())
+		return
+	}
 	_, height := h.cfg.Chain.Committed()
 	if !h.cfg.Chain.Ready() || height < 1 {
 		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", fmt.Sprintf("following L1: height %d, not caught up", height))
