@@ -531,7 +531,6 @@ func sessionShape(b *protocol.Bundle) string {
 	return ""
 }
 
-
 func (a *App) put(key string, value []byte, height int64) error {
 	if _, err := a.tree.Set([]byte(key), encodeValue(uint64(height), value)); err != nil {
 		return fmt.Errorf("ledger: set %q: %w", key, err)
