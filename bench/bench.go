@@ -22,6 +22,7 @@ import (
 
 	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/client"
+	"github.com/duet-bft/duet/l2"
 	"github.com/duet-bft/duet/localnet"
 	"github.com/duet-bft/duet/protocol"
 )
@@ -185,19 +186,19 @@ type network struct {
 	clients map[int]*client.Client // one per L2 node, so connections are reused
 }
 
-func startNetwork(ctx context.Context, cfg Config, validators, l2 int) (*network, error) {
-	dir, err := os.MkdirTemp("", fmt.Sprintf("duet-bench-v%d-l%d-", validators, l2))
+func startNetwork(ctx context.Context, cfg Config, validators, l2nodes int) (*network, error) {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("duet-bench-v%d-l%d-", validators, l2nodes))
 	if err != nil {
 		return nil, err
 	}
 	nctx, cancel := context.WithCancel(ctx)
 	n := &network{cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		err := localnet.Up(nctx, localnet.Config{Spec: localnet.Spec{Dir: dir, Validators: validators, L2: l2,
+		err := localnet.Up(nctx, localnet.Config{Spec: localnet.Spec{Dir: dir, Validators: validators, L2: l2nodes,
 			BasePort: cfg.BasePort, HTTP: cfg.HTTP, AppGenesis: supplychain.DemoGenesis,
 			// Two demo operators carry all the load: the per-actor rate
 			// would measure the policy, not the system.
-			L2Settings: map[string]any{"actor_rate": -1}},
+			L2Config: func(c *l2.FileConfig) { c.ActorRate = -1 }},
 			Executable: cfg.Executable, ValidatorNice: cfg.ValidatorNice})
 		os.RemoveAll(dir)
 		n.done <- err

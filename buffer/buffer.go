@@ -83,7 +83,60 @@ type Config struct {
 	Observer Observer         // nil discards
 }
 
-// Validate fills defaults and reports a config that cannot work.
+// SetDefaults fills every zero field that has a default with it (the
+// defaults are listed on Config). Open calls it before Validate.
+func (c *Config) SetDefaults() {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	seti := func(d *int, v int) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	set(&c.BatchInterval, 10*time.Millisecond)
+	set(&c.SessionTTL, 15*time.Minute)
+	set(&c.ResubmitAfter, 10*time.Second)
+	set(&c.Retain, 10*time.Minute)
+	set(&c.MaxLag, 2*time.Second)
+	set(&c.MaxOpLifetime, 24*time.Hour)
+	set(&c.MaxSessionAge, protocol.MaxOpAge/2)
+	seti(&c.BatchMax, 256)
+	seti(&c.MaxOpen, 10000)
+	seti(&c.MaxQueue, 20000)
+	seti(&c.MaxRebase, 5)
+	seti(&c.MaxSessionBytes, protocol.MaxBundleBytes)
+	seti(&c.MaxOpenPerActor, 64)
+	seti(&c.MaxReservedPerActor, 4096)
+	seti(&c.MaxBytesPerActor, 64<<20)
+	seti(&c.RetainBytes, 256<<20)
+	if c.ActorRate == 0 {
+		c.ActorRate = 200
+	}
+	if c.ActorBurst == 0 {
+		c.ActorBurst = max(1, int(2*c.ActorRate))
+	}
+	if c.CompactAt == 0 {
+		c.CompactAt = 64 << 20
+	}
+	if c.FS == nil {
+		c.FS = OSFS{}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+}
+
+// Validate reports a config that cannot work. It changes nothing: call
+// SetDefaults first for the zero fields.
 func (c *Config) Validate() error {
 	switch {
 	case !protocol.ValidID(c.Node):
@@ -101,49 +154,33 @@ func (c *Config) Validate() error {
 	case c.MaxSessionBytes > protocol.MaxBundleBytes:
 		return fmt.Errorf("buffer: Config.MaxSessionBytes %d exceeds what L1 accepts (protocol.MaxBundleBytes, %d)", c.MaxSessionBytes, protocol.MaxBundleBytes)
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"BatchInterval", c.BatchInterval}, {"SessionTTL", c.SessionTTL}, {"ResubmitAfter", c.ResubmitAfter},
+		{"Retain", c.Retain}, {"MaxLag", c.MaxLag}, {"MaxOpLifetime", c.MaxOpLifetime}, {"MaxSessionAge", c.MaxSessionAge},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("buffer: Config.%s is %s, want a positive duration", d.name, d.v)
 		}
 	}
-	defi := func(d *int, v int) {
-		if *d <= 0 {
-			*d = v
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"BatchMax", int64(c.BatchMax)}, {"MaxOpen", int64(c.MaxOpen)}, {"MaxQueue", int64(c.MaxQueue)},
+		{"MaxRebase", int64(c.MaxRebase)}, {"MaxSessionBytes", int64(c.MaxSessionBytes)},
+		{"MaxOpenPerActor", int64(c.MaxOpenPerActor)}, {"MaxReservedPerActor", int64(c.MaxReservedPerActor)},
+		{"MaxBytesPerActor", int64(c.MaxBytesPerActor)}, {"RetainBytes", int64(c.RetainBytes)},
+		{"ActorBurst", int64(c.ActorBurst)}, {"CompactAt", c.CompactAt},
+	} {
+		if n.v <= 0 {
+			return fmt.Errorf("buffer: Config.%s is %d, want a positive number", n.name, n.v)
 		}
 	}
-	def(&c.BatchInterval, 10*time.Millisecond)
-	def(&c.SessionTTL, 15*time.Minute)
-	def(&c.ResubmitAfter, 10*time.Second)
-	def(&c.Retain, 10*time.Minute)
-	def(&c.MaxLag, 2*time.Second)
-	defi(&c.BatchMax, 256)
-	defi(&c.MaxOpen, 10000)
-	defi(&c.MaxQueue, 20000)
-	defi(&c.MaxRebase, 5)
-	defi(&c.MaxSessionBytes, protocol.MaxBundleBytes)
-	defi(&c.MaxOpenPerActor, 64)
-	defi(&c.MaxReservedPerActor, 4096)
-	defi(&c.MaxBytesPerActor, 64<<20)
-	def(&c.MaxOpLifetime, 24*time.Hour)
-	def(&c.MaxSessionAge, protocol.MaxOpAge/2)
-	defi(&c.RetainBytes, 256<<20)
-	if c.ActorRate == 0 {
-		c.ActorRate = 200
-	}
-	if c.ActorBurst <= 0 {
-		c.ActorBurst = max(1, int(2*c.ActorRate))
-	}
-	if c.CompactAt <= 0 {
-		c.CompactAt = 64 << 20
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Observer == nil {
-		c.Observer = nopObserver{}
+	if c.FS == nil || c.Now == nil || c.Logger == nil || c.Observer == nil {
+		return errors.New("buffer: Config.FS, Now, Logger and Observer must be set (SetDefaults sets them)")
 	}
 	return nil
 }
@@ -266,6 +303,7 @@ func (v view) Get(key string) ([]byte, uint64, error) {
 // the current committed state), compacts it, and starts the committer,
 // which compacts it again whenever it grew by Config.CompactAt.
 func Open(cfg Config, chain Chain) (*Buffer, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

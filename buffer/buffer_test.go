@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,7 +21,9 @@ import (
 
 func TestConfigValidate(t *testing.T) {
 	good := func() Config {
-		return Config{Node: node.ID, Key: node.Key, Registry: supplychain.New(), WALPath: "wal.log"}
+		c := Config{Node: node.ID, Key: node.Key, Registry: supplychain.New(), WALPath: "wal.log"}
+		c.SetDefaults()
+		return c
 	}
 	tests := []struct {
 		name   string
@@ -34,22 +37,37 @@ func TestConfigValidate(t *testing.T) {
 		{"short key", func(c *Config) { c.Key = c.Key[:32] }, false},
 		{"no registry", func(c *Config) { c.Registry = nil }, false},
 		{"no wal", func(c *Config) { c.WALPath = "" }, false},
+		{"negative batch max", func(c *Config) { c.BatchMax = -1 }, false},
+		{"negative interval", func(c *Config) { c.BatchInterval = -time.Millisecond }, false},
+		{"zero quota", func(c *Config) { c.MaxOpenPerActor = 0 }, false},
+		{"no rate limit", func(c *Config) { c.ActorRate = -1 }, true},
+		{"no clock", func(c *Config) { c.Now = nil }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := good()
 			tt.adjust(&c)
+			before := fmt.Sprintf("%+v", c)
 			if err := c.Validate(); (err == nil) != tt.ok {
 				t.Fatalf("Validate: got %v, want ok %v", err, tt.ok)
 			}
+			if after := fmt.Sprintf("%+v", c); after != before {
+				t.Errorf("Validate changed the config:\n%s\n%s", before, after)
+			}
 		})
 	}
-	c := good()
-	c.Validate()
+	var c Config
+	c.SetDefaults()
 	if c.BatchInterval != 10*time.Millisecond || c.BatchMax != 256 || c.SessionTTL != 15*time.Minute ||
 		c.MaxOpen != 10000 || c.MaxQueue != 20000 || c.MaxLag != 2*time.Second || c.ResubmitAfter != 10*time.Second || c.MaxRebase != 5 ||
-		c.Retain != 10*time.Minute || c.Now == nil || c.Logger == nil || c.Observer == nil {
+		c.Retain != 10*time.Minute || c.ActorBurst != 400 || c.Now == nil || c.Logger == nil || c.Observer == nil || c.FS == nil {
 		t.Errorf("defaults not filled: %+v", c)
+	}
+	// Set fields are kept.
+	c = Config{BatchMax: 7, ActorRate: -1}
+	c.SetDefaults()
+	if c.BatchMax != 7 || c.ActorRate != -1 || c.ActorBurst != 1 {
+		t.Errorf("SetDefaults over set fields: BatchMax %d, ActorRate %g, ActorBurst %d", c.BatchMax, c.ActorRate, c.ActorBurst)
 	}
 }
 

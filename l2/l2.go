@@ -6,7 +6,6 @@ package l2
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,32 +28,6 @@ const (
 	ConfigFile = "l2.json"
 	KeyFile    = "l2_key.json"
 )
-
-// FileConfig is config/l2.json.
-type FileConfig struct {
-	Node          string   `json:"node"`           // actor id of this L2 node
-	HTTP          string   `json:"http"`           // listen address, e.g. 127.0.0.1:8080
-	L1RPC         []string `json:"l1_rpc"`         // validators' RPC URLs to submit to, in order of preference
-	BatchInterval string   `json:"batch_interval"` // Go duration; default 10ms
-	BatchMax      int      `json:"batch_max"`      // default 256
-	SessionTTL    string   `json:"session_ttl"`    // default 15m
-	MaxLag        string   `json:"max_lag"`        // new sessions get 429 while a commit has waited this long for L1; default 2s
-
-	// Limits of one session and quotas of one actor (buffer.Config); 0 or
-	// absent means the default.
-	MaxSessionBytes     int     `json:"max_session_bytes"`      // default and most 1 MiB
-	MaxOpenPerActor     int     `json:"max_open_per_actor"`     // default 64
-	MaxReservedPerActor int     `json:"max_reserved_per_actor"` // default 4096
-	MaxBytesPerActor    int     `json:"max_bytes_per_actor"`    // default 64 MiB
-	ActorRate           float64 `json:"actor_rate"`             // signed ops per second per actor; default 200; negative: no limit
-	ActorBurst          int     `json:"actor_burst"`            // default 2*actor_rate
-
-	MaxOpen       int    `json:"max_open"`        // open sessions of the node; default 10000
-	MaxQueue      int    `json:"max_queue"`       // commits waiting for L1; default 20000
-	MaxSessionAge string `json:"max_session_age"` // an open session this old takes only an abort; default 12h
-	MaxOpLifetime string `json:"max_op_lifetime"` // how far ahead an op's expiry may be; default 24h
-	RetainBytes   int    `json:"retain_bytes"`    // answers of final sessions kept in memory; default 256 MiB
-}
 
 // KeyFileContent is config/l2_key.json.
 type KeyFileContent struct {
@@ -124,14 +97,6 @@ func (c l1) Submit(ctx context.Context, tx []byte, retry bool) error {
 }
 func (c l1) Ready() bool { return !c.n.CometBFT.ConsensusReactor().WaitSync() }
 
-func readJSON(path string, v any) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, v)
-}
-
 // Start starts the follower, replays the buffer's WAL and serves HTTP.
 func Start(cfg Config) (*Node, error) {
 	if cfg.Home == "" || cfg.Registry == nil {
@@ -141,37 +106,16 @@ func Start(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var fc FileConfig
-	if err := readJSON(filepath.Join(cfg.Home, "config", ConfigFile), &fc); err != nil {
-		return nil, fmt.Errorf("l2: %w", err)
+	fc, err := LoadFileConfig(filepath.Join(cfg.Home, "config", ConfigFile))
+	if err != nil {
+		return nil, err
 	}
 	var kf KeyFileContent
-	if err := readJSON(filepath.Join(cfg.Home, "config", KeyFile), &kf); err != nil {
-		return nil, fmt.Errorf("l2: %w", err)
+	if err := readStrict(filepath.Join(cfg.Home, "config", KeyFile), &kf); err != nil {
+		return nil, err
 	}
 	if len(kf.PrivateKey) != ed25519.SeedSize || kf.ID != fc.Node {
 		return nil, errors.New("l2: key file does not hold the key of config's node")
-	}
-	// Durations left out take the buffer's defaults (buffer.Config).
-	var interval, ttl, maxLag, maxAge, maxLife time.Duration
-	for _, d := range []struct {
-		name, in string
-		out      *time.Duration
-	}{
-		{"batch_interval", fc.BatchInterval, &interval},
-		{"session_ttl", fc.SessionTTL, &ttl},
-		{"max_lag", fc.MaxLag, &maxLag},
-		{"max_session_age", fc.MaxSessionAge, &maxAge},
-		{"max_op_lifetime", fc.MaxOpLifetime, &maxLife},
-	} {
-		if d.in == "" {
-			continue
-		}
-		v, err := time.ParseDuration(d.in)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("l2: %s %q: want a positive Go duration, such as 10ms or 15m", d.name, d.in)
-		}
-		*d.out = v
 	}
 	sub, err := chain.NewSubmitter(fc.L1RPC)
 	if err != nil {
@@ -198,12 +142,10 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	chainIO := l1{n: cn, sub: sub}
-	buf, err := buffer.Open(buffer.Config{Node: fc.Node, Key: key, Registry: cn.App.Registry(),
-		WALPath: filepath.Join(dataDir, "wal.log"), BatchInterval: interval, BatchMax: fc.BatchMax,
-		SessionTTL: ttl, MaxLag: maxLag, MaxSessionBytes: fc.MaxSessionBytes, MaxOpenPerActor: fc.MaxOpenPerActor,
-		MaxReservedPerActor: fc.MaxReservedPerActor, MaxBytesPerActor: fc.MaxBytesPerActor, ActorRate: fc.ActorRate,
-		ActorBurst: fc.ActorBurst, MaxOpen: fc.MaxOpen, MaxQueue: fc.MaxQueue, MaxSessionAge: maxAge,
-		MaxOpLifetime: maxLife, RetainBytes: fc.RetainBytes, Logger: log, Observer: metrics}, chainIO)
+	bcfg := fc.Buffer()
+	bcfg.Key, bcfg.Registry, bcfg.WALPath = key, cn.App.Registry(), filepath.Join(dataDir, "wal.log")
+	bcfg.Logger, bcfg.Observer = log, metrics
+	buf, err := buffer.Open(bcfg, chainIO)
 	if err != nil {
 		cn.Stop()
 		return nil, err

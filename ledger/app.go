@@ -50,10 +50,32 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config, for dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, MaxFutureSkew: 30 * time.Second, MaxOpAge: protocol.MaxOpAge, CacheSize: 100000, SigCache: 3 * protocol.MaxBatchSigs}
+	c := Config{Dir: dir}
+	c.SetDefaults()
+	return c
 }
 
-// Validate reports a config that cannot work.
+// SetDefaults fills every zero field that has a default with it. New calls
+// it before Validate.
+func (c *Config) SetDefaults() {
+	if c.MaxFutureSkew == 0 {
+		c.MaxFutureSkew = 30 * time.Second
+	}
+	if c.MaxOpAge == 0 {
+		c.MaxOpAge = protocol.MaxOpAge
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 100000
+	}
+	if c.SigCache == 0 {
+		c.SigCache = 3 * protocol.MaxBatchSigs
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a config that cannot work. It changes nothing.
 func (c *Config) Validate() error {
 	switch {
 	case c.Dir == "":
@@ -121,13 +143,11 @@ type (
 
 // New opens (or creates) the state in cfg.Dir and loads the latest version.
 func New(cfg Config, reg *service.Registry) (*App, error) {
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	db, err := dbm.NewGoLevelDB("state", cfg.Dir, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open state: %w", err)

@@ -25,6 +25,7 @@ import (
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/duet-bft/duet/chain"
+	"github.com/duet-bft/duet/l2"
 	"github.com/duet-bft/duet/service"
 )
 
@@ -39,9 +40,9 @@ type Spec struct {
 	// AppGenesis returns the application's genesis state given the actors;
 	// nil means none.
 	AppGenesis func(actors []service.Actor) json.RawMessage
-	// L2Settings are written into every L2 node's l2.json over the
-	// defaults (l2.FileConfig names the fields), e.g. {"actor_rate": -1}.
-	L2Settings map[string]any
+	// L2Config adjusts every L2 node's l2.json before it is written, e.g.
+	// func(c *l2.FileConfig) { c.ActorRate = -1 }; nil keeps the defaults.
+	L2Config func(*l2.FileConfig)
 }
 
 func (s *Spec) setDefaults() {
@@ -219,7 +220,7 @@ func generate(spec Spec) (*Network, error) {
 			return nil, err
 		}
 		n.Actors = append(n.Actors, a)
-		if err := writeJSON(filepath.Join(home, "config", "l2_key.json"), a); err != nil {
+		if err := writeJSON(filepath.Join(home, "config", l2.KeyFile), a); err != nil {
 			return nil, err
 		}
 		l2nodes = append(l2nodes, len(n.L2)-1)
@@ -230,12 +231,11 @@ func generate(spec Spec) (*Network, error) {
 		for k := range n.Validators {
 			rpcs = append(rpcs, n.Validators[(j+k)%len(n.Validators)].RPC)
 		}
-		cfg := map[string]any{"node": n.L2[j].ID, "http": n.L2[j].HTTP, "l1_rpc": rpcs,
-			"batch_interval": "10ms", "batch_max": 256, "session_ttl": "15m"}
-		for k, v := range spec.L2Settings {
-			cfg[k] = v
+		cfg := l2.FileConfig{Node: n.L2[j].ID, HTTP: n.L2[j].HTTP, L1RPC: rpcs}
+		if spec.L2Config != nil {
+			spec.L2Config(&cfg)
 		}
-		if err := writeJSON(filepath.Join(n.L2[j].Home, "config", "l2.json"), cfg); err != nil {
+		if err := cfg.Write(filepath.Join(n.L2[j].Home, "config", l2.ConfigFile)); err != nil {
 			return nil, err
 		}
 	}
