@@ -20,22 +20,24 @@ import (
 	"sync"
 	"time"
 
-	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/client"
 	"github.com/duet-bft/duet/l2"
 	"github.com/duet-bft/duet/localnet"
 	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
 )
 
 // Config configures a workflow benchmark.
 type Config struct {
-	Validators []int  // L1 sizes; default [4]
-	L2         []int  // L2 node counts; default [1]
-	Iterations int    // workflows per configuration and mode; default 20
-	Out        string // output directory; required
-	BasePort   int    // first port of the networks; default 16656
-	HTTP       string // first L2 node's HTTP address; default 127.0.0.1:18080
-	Seed       uint64 // seeds package ids and the order of work; default 1
+	// App is the application whose Workload is run. Required.
+	App        *service.App `json:"-"`
+	Validators []int        // L1 sizes; default [4]
+	L2         []int        // L2 node counts; default [1]
+	Iterations int          // workflows per configuration and mode; default 20
+	Out        string       // output directory; required
+	BasePort   int          // first port of the networks; default 16656
+	HTTP       string       // first L2 node's HTTP address; default 127.0.0.1:18080
+	Seed       uint64       // seeds package ids and the order of work; default 1
 	// Settle pauses this long before each operator commit, as an operator
 	// between two scans would: L1 is then idle when the bundle arrives,
 	// instead of busy with the block that followed the previous session.
@@ -48,8 +50,24 @@ type Config struct {
 	Progress      io.Writer `json:"-"` // progress lines; nil discards
 }
 
-// Steps of the workflow, in order.
-var Steps = []string{"create", "start", "scan", "validate", "qc", "label", "commit"}
+// legacySteps are the supply chain's steps, for results written before
+// Results.Steps.
+var legacySteps = []string{"create", "start", "scan", "validate", "qc", "label", "commit"}
+
+// StepNames are the timed steps of a workload, in order: its prep ops, the
+// session's start, its steps, its commit.
+func StepNames(w *service.Workload) []string {
+	it := w.Iteration("names", 0)
+	var names []string
+	for _, op := range it.Prep {
+		names = append(names, op.Name)
+	}
+	names = append(names, "start")
+	for _, op := range it.Steps {
+		names = append(names, op.Name)
+	}
+	return append(names, "commit")
+}
 
 // Stats summarises latencies in milliseconds.
 type Stats struct {
@@ -91,6 +109,8 @@ type ConfigResult struct {
 // Results is what results.json holds.
 type Results struct {
 	Started string         `json:"started"`
+	App     string         `json:"app,omitempty"`   // name and version
+	Steps   []string       `json:"steps,omitempty"` // StepNames of the workload
 	Machine Machine        `json:"machine"`
 	Config  Config         `json:"config"`
 	Configs []ConfigResult `json:"configs"`
@@ -123,10 +143,7 @@ func machine() Machine {
 	return m
 }
 
-func (c *Config) setDefaults() error {
-	if c.Out == "" {
-		return errors.New("bench: Config.Out is required")
-	}
+func (c *Config) setDefaults() {
 	if len(c.Validators) == 0 {
 		c.Validators = []int{4}
 	}
@@ -148,21 +165,53 @@ func (c *Config) setDefaults() error {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Out == "":
+		return errors.New("bench: Config.Out is required")
+	case c.App == nil:
+		return errors.New("bench: Config.App is required")
+	case c.App.Workload == nil:
+		return fmt.Errorf("bench: the application %s has no Workload to run", c.App.Name)
+	}
 	return nil
+}
+
+// steps are the results' step names (the supply chain's for results
+// written before they were recorded).
+func (r *Results) steps() []string {
+	if len(r.Steps) > 0 {
+		return r.Steps
+	}
+	return legacySteps
+}
+
+// keyStep is the session's first step after its start: the one the
+// charts follow across L1 sizes.
+func (r *Results) keyStep() string {
+	st := r.steps()
+	if i := slices.Index(st, "start"); i >= 0 && i+1 < len(st) {
+		return st[i+1]
+	}
+	return st[0]
 }
 
 // RunWorkflow runs the workflow benchmark over every configuration and
 // writes results.json and results.md to cfg.Out.
 func RunWorkflow(ctx context.Context, cfg Config) (*Results, error) {
-	if err := cfg.setDefaults(); err != nil {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
 	}
-	res := &Results{Started: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Config: cfg}
-	fmt.Fprintf(cfg.Progress, "duet bench workflow: validators %v, L2 %v, %d iterations, seed %d, %d CPUs (%s)\n",
-		cfg.Validators, cfg.L2, cfg.Iterations, cfg.Seed, res.Machine.CPUs, res.Machine.Model)
+	res := &Results{Started: time.Now().UTC().Format(time.RFC3339), App: cfg.App.String(), Steps: StepNames(cfg.App.Workload),
+		Machine: machine(), Config: cfg}
+	fmt.Fprintf(cfg.Progress, "duet bench workflow (%s): validators %v, L2 %v, %d iterations, seed %d, %d CPUs (%s)\n",
+		cfg.App, cfg.Validators, cfg.L2, cfg.Iterations, cfg.Seed, res.Machine.CPUs, res.Machine.Model)
 	for _, v := range cfg.Validators {
 		for _, l := range cfg.L2 {
 			cr, err := runConfig(ctx, cfg, v, l)
@@ -195,7 +244,7 @@ func startNetwork(ctx context.Context, cfg Config, validators, l2nodes int) (*ne
 	n := &network{cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		err := localnet.Up(nctx, localnet.Config{Spec: localnet.Spec{Dir: dir, Validators: validators, L2: l2nodes,
-			BasePort: cfg.BasePort, HTTP: cfg.HTTP, AppGenesis: supplychain.DemoGenesis,
+			BasePort: cfg.BasePort, HTTP: cfg.HTTP, App: cfg.App,
 			// Two demo operators carry all the load: the per-actor rate
 			// would measure the policy, not the system.
 			L2Config: func(c *l2.FileConfig) { c.ActorRate = -1 }},
@@ -226,13 +275,18 @@ func (n *network) stop() {
 	<-n.done
 }
 
-func (n *network) signer(id string) client.Signer {
+// signers returns the demo actors of role.
+func (n *network) signers(role string) ([]client.Signer, error) {
+	var out []client.Signer
 	for _, a := range n.Actors {
-		if a.ID == id {
-			return client.Signer{ID: a.ID, Key: ed25519.NewKeyFromSeed(a.PrivateKey)}
+		if a.Role == role {
+			out = append(out, client.Signer{ID: a.ID, Key: ed25519.NewKeyFromSeed(a.PrivateKey)})
 		}
 	}
-	panic("bench: no actor " + id)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("bench: the network has no demo actor of role %q", role)
+	}
+	return out, nil
 }
 
 func (n *network) client(i int) *client.Client {
@@ -255,8 +309,20 @@ func (n *network) client(i int) *client.Client {
 	return c
 }
 
-var items = []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}, {SKU: "SKU-2", Name: "Gadget", Qty: 1}}
-var observed = []supplychain.ObservedItem{{SKU: "SKU-1", Qty: 3}, {SKU: "SKU-2", Qty: 1}}
+// do sends op as the next op of s, with the body s's signer makes.
+func do(ctx context.Context, s *client.Session, op service.BenchOp) error {
+	signer := s.Signer()
+	_, err := s.Do(ctx, op.Method, op.Path, op.BodyFor(signer.ID, signer.Key), nil)
+	return err
+}
+
+// startBody is an iteration's session start body.
+func startBody(it service.Iteration) []byte {
+	if it.Start == nil {
+		return []byte(`{}`)
+	}
+	return it.Start
+}
 
 func runConfig(ctx context.Context, cfg Config, validators, l2 int) (*ConfigResult, error) {
 	fmt.Fprintf(cfg.Progress, "  starting %d validators + %d L2 ...\n", validators, l2)
@@ -265,6 +331,7 @@ func runConfig(ctx context.Context, cfg Config, validators, l2 int) (*ConfigResu
 		return nil, err
 	}
 	defer n.stop()
+	w := cfg.App.Workload
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(validators*100+l2)))
 	run := fmt.Sprintf("%x", rng.Uint32())
 	l2Lat := map[string][]time.Duration{}
@@ -278,79 +345,79 @@ func runConfig(ctx context.Context, cfg Config, validators, l2 int) (*ConfigResu
 		m[step] = append(m[step], time.Since(t))
 		return nil
 	}
-	sup, op := n.signer("supplier-1"), n.signer("operator-1")
+	actor := func(role string) (client.Signer, error) {
+		s, err := n.signers(role)
+		if err != nil {
+			return client.Signer{}, err
+		}
+		return s[0], nil
+	}
 	for i := 0; i < cfg.Iterations; i++ {
 		c := n.client(i)
-		// L2 mode.
-		pkg := fmt.Sprintf("B%s-L-%d", run, i)
-		ss := c.NewSession(sup, pkg+"-sup")
-		if err := ss.Start(ctx, nil); err != nil {
-			return nil, err
-		}
-		if err := timed(l2Lat, "create", func() error {
-			_, err := ss.CreatePackage(ctx, client.NewPackage{ID: pkg, Destination: "DC Jakarta", Items: items})
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		if err := ss.Commit(ctx); err != nil {
-			return nil, err
-		}
-		if f, err := c.Wait(ctx, ss.ID); err != nil || f.Status != protocol.StatusCommitted {
-			return nil, fmt.Errorf("supplier session: %+v %v", f, err)
-		}
-		s := c.NewSession(op, pkg+"-op")
-		flowStart := time.Now()
-		steps := []struct {
-			name string
-			f    func() error
-		}{
-			{"start", func() error { return s.Start(ctx, map[string]string{"package_id": pkg}) }},
-			{"scan", func() error { _, err := s.Scan(ctx, pkg); return err }},
-			{"validate", func() error { _, err := s.Validate(ctx, pkg, observed, nil); return err }},
-			{"qc", func() error { _, err := s.QC(ctx, pkg, true, "ok", map[string]any{"seal": "intact"}); return err }},
-			{"label", func() error { _, err := s.Label(ctx, pkg, "courier-1", nil); return err }},
-			{"commit", func() error { return s.Commit(ctx) }},
-		}
-		for _, st := range steps {
-			if st.name == "commit" && cfg.Settle > 0 {
-				time.Sleep(cfg.Settle)
-				flowStart = flowStart.Add(cfg.Settle)
-			}
-			if err := timed(l2Lat, st.name, st.f); err != nil {
+		// L2 mode: each prep op in a session of its own, committed before
+		// the measured session starts.
+		it := w.Iteration(run+"-L", i)
+		for k, op := range it.Prep {
+			signer, err := actor(op.Role)
+			if err != nil {
 				return nil, err
 			}
+			ss := c.NewSession(signer, fmt.Sprintf("B%s-L-%d-prep-%d", run, i, k))
+			if err := ss.Start(ctx, nil); err != nil {
+				return nil, err
+			}
+			if err := timed(l2Lat, op.Name, func() error { return do(ctx, ss, op) }); err != nil {
+				return nil, err
+			}
+			if err := ss.Commit(ctx); err != nil {
+				return nil, err
+			}
+			if f, err := c.Wait(ctx, ss.ID); err != nil || f.Status != protocol.StatusCommitted {
+				return nil, fmt.Errorf("prep session %s: %+v %v", ss.ID, f, err)
+			}
+		}
+		signer, err := actor(w.Role)
+		if err != nil {
+			return nil, err
+		}
+		s := c.NewSession(signer, fmt.Sprintf("B%s-L-%d", run, i))
+		flowStart := time.Now()
+		if err := timed(l2Lat, "start", func() error { return s.Start(ctx, startBody(it)) }); err != nil {
+			return nil, err
+		}
+		for _, op := range it.Steps {
+			if err := timed(l2Lat, op.Name, func() error { return do(ctx, s, op) }); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.Settle > 0 {
+			time.Sleep(cfg.Settle)
+			flowStart = flowStart.Add(cfg.Settle)
+		}
+		if err := timed(l2Lat, "commit", func() error { return s.Commit(ctx) }); err != nil {
+			return nil, err
 		}
 		flow = append(flow, time.Since(flowStart))
 		commitAt := time.Now()
 		if f, err := c.Wait(ctx, s.ID); err != nil || f.Status != protocol.StatusCommitted {
-			return nil, fmt.Errorf("operator session: %+v %v", f, err)
+			return nil, fmt.Errorf("session %s: %+v %v", s.ID, f, err)
 		}
 		finality = append(finality, time.Since(commitAt))
 
-		// Direct mode: every step is a one-op session answered after L1 finality.
-		dpkg := fmt.Sprintf("B%s-D-%d", run, i)
-		direct := func(step string, signer client.Signer, do func(*client.Session) error) error {
-			return timed(directLat, step, func() error {
-				return do(c.NewSession(signer, fmt.Sprintf("%s-%s", dpkg, step)))
-			})
-		}
+		// Direct mode: every op is a one-op session answered after L1 finality.
+		it = w.Iteration(run+"-D", i)
 		dStart := time.Now()
-		for _, st := range []struct {
-			name   string
-			signer client.Signer
-			f      func(*client.Session) error
-		}{
-			{"create", sup, func(s *client.Session) error {
-				_, err := s.CreatePackage(ctx, client.NewPackage{ID: dpkg, Destination: "DC Jakarta", Items: items})
-				return err
-			}},
-			{"scan", op, func(s *client.Session) error { _, err := s.Scan(ctx, dpkg); return err }},
-			{"validate", op, func(s *client.Session) error { _, err := s.Validate(ctx, dpkg, observed, nil); return err }},
-			{"qc", op, func(s *client.Session) error { _, err := s.QC(ctx, dpkg, true, "ok", nil); return err }},
-			{"label", op, func(s *client.Session) error { _, err := s.Label(ctx, dpkg, "courier-1", nil); return err }},
-		} {
-			if err := direct(st.name, st.signer, st.f); err != nil {
+		for _, op := range append(slices.Clone(it.Prep), it.Steps...) {
+			role := op.Role
+			if role == "" {
+				role = w.Role
+			}
+			signer, err := actor(role)
+			if err != nil {
+				return nil, err
+			}
+			ds := c.NewSession(signer, fmt.Sprintf("B%s-D-%d-%s", run, i, op.Name))
+			if err := timed(directLat, op.Name, func() error { return do(ctx, ds, op) }); err != nil {
 				return nil, err
 			}
 		}
@@ -361,7 +428,7 @@ func runConfig(ctx context.Context, cfg Config, validators, l2 int) (*ConfigResu
 	}
 	cr := &ConfigResult{Validators: validators, L2: l2, L2Steps: map[string]Stats{}, Direct: map[string]Stats{},
 		Finality: summarise(finality), Workflow: summarise(flow), DirectFlow: summarise(dflow), Ratio: map[string]float64{}}
-	for _, st := range Steps {
+	for _, st := range StepNames(w) {
 		cr.L2Steps[st] = summarise(l2Lat[st])
 		if d, ok := directLat[st]; ok {
 			cr.Direct[st] = summarise(d)
@@ -404,7 +471,7 @@ func Markdown(r *Results) string {
 		fmt.Fprintf(&b, "## %d validators, %d L2 node(s)\n\n", c.Validators, c.L2)
 		b.WriteString("| step | L2 p50 ms | L2 p90 | L2 p99 | L2 mean | direct p50 ms | direct p99 | direct mean | direct/L2 (p50) |\n")
 		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, st := range Steps {
+		for _, st := range r.steps() {
 			l := c.L2Steps[st]
 			d, ok := c.Direct[st]
 			if ok {

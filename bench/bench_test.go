@@ -31,7 +31,7 @@ func TestSave(t *testing.T) {
 	for _, v := range []int{4, 7} {
 		c := ConfigResult{Validators: v, L2: 1, L2Steps: map[string]Stats{}, Direct: map[string]Stats{}, Ratio: map[string]float64{},
 			Finality: Stats{N: 3, P50: 60}}
-		for i, st := range Steps {
+		for i, st := range legacySteps {
 			c.L2Steps[st] = Stats{N: 3, P50: 1 + float64(i)/10}
 			if st != "start" && st != "commit" {
 				c.Direct[st] = Stats{N: 3, P50: 50 * float64(v)}

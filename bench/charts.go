@@ -30,7 +30,7 @@ func Charts(dir string, r *Results) ([]string, error) {
 		p.Title.Text = fmt.Sprintf("Step latency p50, %d validators, %d L2 node(s): L2 vs direct mode", c.Validators, c.L2)
 		p.Y.Label.Text = "ms"
 		var l2, direct plotter.Values
-		for _, st := range Steps {
+		for _, st := range r.steps() {
 			l2 = append(l2, c.L2Steps[st].P50)
 			direct = append(direct, c.Direct[st].P50) // 0 for start and commit: no direct counterpart
 		}
@@ -53,7 +53,7 @@ func Charts(dir string, r *Results) ([]string, error) {
 		p.Legend.Top = true
 		p.Legend.Left = true
 		p.Legend.XOffs = vg.Points(40)
-		p.NominalX(Steps...)
+		p.NominalX(r.steps()...)
 		p.X.Padding = vg.Points(20)
 		top := 0.0
 		for _, v := range direct {
@@ -80,16 +80,17 @@ func Charts(dir string, r *Results) ([]string, error) {
 			byL2[c.L2] = append(byL2[c.L2], c)
 		}
 		var args []any
+		key := r.keyStep()
 		for _, l := range l2s {
 			var step, fin, dir plotter.XYs
 			for _, c := range byL2[l] {
 				x := float64(c.Validators)
-				step = append(step, plotter.XY{X: x, Y: math.Max(c.L2Steps["scan"].P50, 0.01)})
+				step = append(step, plotter.XY{X: x, Y: math.Max(c.L2Steps[key].P50, 0.01)})
 				fin = append(fin, plotter.XY{X: x, Y: math.Max(c.Finality.P50, 0.01)})
-				dir = append(dir, plotter.XY{X: x, Y: math.Max(c.Direct["scan"].P50, 0.01)})
+				dir = append(dir, plotter.XY{X: x, Y: math.Max(c.Direct[key].P50, 0.01)})
 			}
 			suffix := " (" + strconv.Itoa(l) + " L2)"
-			args = append(args, "L2 scan"+suffix, step, "session finality"+suffix, fin, "direct scan"+suffix, dir)
+			args = append(args, "L2 "+key+suffix, step, "session finality"+suffix, fin, "direct "+key+suffix, dir)
 		}
 		if err := plotutil.AddLinePoints(p, args...); err != nil {
 			return files, err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/duet-bft/duet/client"
 	"github.com/duet-bft/duet/localnet"
 	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
 )
 
 // ThroughputConfig configures a closed-loop load run.
@@ -57,7 +59,8 @@ type ThroughputResults struct {
 // with closed-loop operators running the workflow, at each concurrency, in
 // L2 mode and in direct mode.
 func RunThroughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResults, error) {
-	if err := cfg.setDefaults(); err != nil {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	if len(cfg.Concurrency) == 0 {
@@ -96,34 +99,70 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult
 // runs the workflow as one session and does not wait for finality (a
 // watcher per session records it); in direct mode every step waits for L1.
 func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string, conc int) (*ThroughputResult, error) {
-	sup := n.signer("supplier-1")
-	ops := []client.Signer{n.signer("operator-1"), n.signer("operator-2")}
-	// Packages first, in supplier sessions of up to 100 creates each, eight
-	// sessions at a time (four per supplier: within an actor's quota of
-	// reserved keys, as each create reserves its package and its first
-	// history entry): enough for 250 workflows/s (a level that runs out
-	// ends early, and its rates are over the time it ran).
+	w := cfg.App.Workload
+	workers, err := n.signers(w.Role)
+	if err != nil {
+		return nil, err
+	}
+	// The prep ops first, in sessions of up to 100 ops of one role each,
+	// eight sessions at a time, spread over the role's demo actors (within
+	// an actor's quota of reserved keys): enough for 250 sessions/s (a
+	// level that runs out ends early, and its rates are over the time it
+	// ran).
 	need := min(conc*400, int(cfg.Duration.Seconds()*250)+conc)
 	if mode == "direct" {
 		need = conc * 20
 	}
 	prefix := fmt.Sprintf("T%d-%s-%d", time.Now().UnixNano()%1e9, mode, conc)
-	sups := []client.Signer{sup, n.signer("supplier-2")}
-	var setup sync.WaitGroup
+	byRole := map[string][]service.BenchOp{}
+	var roles []string
+	for i := 0; i < need && mode == "l2"; i++ {
+		for _, op := range w.Iteration(prefix, i).Prep {
+			if _, ok := byRole[op.Role]; !ok {
+				roles = append(roles, op.Role)
+			}
+			byRole[op.Role] = append(byRole[op.Role], op)
+		}
+	}
+	if mode == "direct" {
+		// Direct mode times every op, prep ops included, one by one.
+		roles = nil
+	}
+	type prepSession struct {
+		signer client.Signer
+		ops    []service.BenchOp
+	}
+	var preps []prepSession
 	const perSession = 100
-	setupErr := make(chan error, (need+perSession-1)/perSession)
+	for _, role := range roles {
+		signers, err := n.signers(role)
+		if err != nil {
+			return nil, err
+		}
+		ops := byRole[role]
+		for k := 0; k < len(ops); k += perSession {
+			preps = append(preps, prepSession{signers[len(preps)%len(signers)], ops[k:min(len(ops), k+perSession)]})
+		}
+	}
+	var setup sync.WaitGroup
+	setupErr := make(chan error, len(preps))
 	sem := make(chan struct{}, 8)
-	for start := 0; start < need; start += perSession {
+	var last struct{ id, actor string }
+	for k, p := range preps {
+		id := fmt.Sprintf("%s-prep-%d", prefix, k)
+		last.id, last.actor = id, p.signer.ID
 		setup.Add(1)
-		go func(start int) {
+		go func() {
 			defer setup.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c := n.client(start / perSession)
-			s := c.NewSession(sups[(start/perSession)%2], fmt.Sprintf("%s-sup-%d", prefix, start))
+			c := n.client(k)
+			s := c.NewSession(p.signer, id)
 			err := s.Start(ctx, nil)
-			for i := start; i < min(need, start+perSession) && err == nil; i++ {
-				_, err = s.CreatePackage(ctx, client.NewPackage{ID: fmt.Sprintf("%s-%d", prefix, i), Destination: "DC", Items: items})
+			for _, op := range p.ops {
+				if err == nil {
+					err = do(ctx, s, op)
+				}
 			}
 			if err == nil {
 				err = s.Commit(ctx)
@@ -131,32 +170,35 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 			if err == nil {
 				var f *protocol.Final
 				if f, err = c.Wait(ctx, s.ID); err == nil && f.Status != protocol.StatusCommitted {
-					err = fmt.Errorf("package setup session %+v", f)
+					err = fmt.Errorf("prep session %+v", f)
 				}
 			}
 			if err != nil {
 				setupErr <- err
 			}
-		}(start)
+		}()
 	}
 	setup.Wait()
 	close(setupErr)
 	if err := <-setupErr; err != nil {
 		return nil, err
 	}
-	// Every L2 node must see the packages before operators use them.
+	// Every L2 node must see the prep sessions before the measured ones
+	// use what they made.
 	for i := range n.L2 {
-		if err := waitVisible(ctx, n.client(i), fmt.Sprintf("%s-%d", prefix, need-1)); err != nil {
-			return nil, err
+		if last.id != "" {
+			if err := waitCommitted(ctx, n.client(i), last.id, last.actor); err != nil {
+				return nil, err
+			}
 		}
 	}
-	pkgs := make(chan string, need)
+	queue := make(chan int, need)
 	for i := 0; i < need; i++ {
-		pkgs <- fmt.Sprintf("%s-%d", prefix, i)
+		queue <- i
 	}
-	close(pkgs)
+	close(queue)
 
-	fmt.Fprintf(cfg.Progress, "    %s c=%d: %d packages ready, measuring for %s\n", mode, conc, need, cfg.Duration)
+	fmt.Fprintf(cfg.Progress, "    %s c=%d: %d iterations ready, measuring for %s\n", mode, conc, need, cfg.Duration)
 	cpu0 := cpuSeconds(n)
 	var (
 		mu       sync.Mutex
@@ -186,42 +228,40 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 	}
 	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < conc; w++ {
+	for k := 0; k < conc; k++ {
 		wg.Add(1)
-		go func(w int) {
+		go func(wk int) {
 			defer wg.Done()
-			cl := n.client(w)
-			op := ops[w%len(ops)]
+			cl := n.client(wk)
+			signer := workers[wk%len(workers)]
 			for time.Now().Before(deadline) {
-				pkg, ok := <-pkgs
+				i, ok := <-queue
 				if !ok {
 					return
 				}
-				sid := pkg + "-op"
+				it := w.Iteration(prefix, i)
+				sid := fmt.Sprintf("%s-s%d", prefix, i)
 				var err error
 				if mode == "l2" {
-					s := cl.NewSession(op, sid)
+					s := cl.NewSession(signer, sid)
 					// A node that sheds new sessions (429: L1 is behind)
 					// is asked again shortly; only the answered attempt
 					// is a step.
-					start := func() error { return s.Start(ctx, nil) }
+					start := func() error { return s.Start(ctx, startBody(it)) }
 					err = timed(start)
 					for overloaded(err) && time.Now().Before(deadline) {
 						refused.Add(1)
 						time.Sleep(10 * time.Millisecond)
 						err = timed(start)
 					}
-					for _, f := range []func() error{
-						func() error { _, err := s.Scan(ctx, pkg); return err },
-						func() error { _, err := s.Validate(ctx, pkg, observed, nil); return err },
-						func() error { _, err := s.QC(ctx, pkg, true, "", nil); return err },
-						func() error { _, err := s.Label(ctx, pkg, "courier-1", nil); return err },
-						func() error { return s.Commit(ctx) },
-					} {
+					for _, op := range it.Steps {
 						if err != nil {
 							break
 						}
-						err = timed(f)
+						err = timed(func() error { return do(ctx, s, op) })
+					}
+					if err == nil {
+						err = timed(func() error { return s.Commit(ctx) })
 					}
 					if err == nil {
 						committed := time.Now()
@@ -249,20 +289,24 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 						}()
 					}
 				} else {
-					for i, f := range []func(*client.Session) error{
-						func(s *client.Session) error { _, err := s.Scan(ctx, pkg); return err },
-						func(s *client.Session) error { _, err := s.Validate(ctx, pkg, observed, nil); return err },
-						func(s *client.Session) error { _, err := s.QC(ctx, pkg, true, "", nil); return err },
-						func(s *client.Session) error { _, err := s.Label(ctx, pkg, "courier-1", nil); return err },
-					} {
-						s := cl.NewSession(op, sid+"-"+strconv.Itoa(i))
+					for k, op := range append(slices.Clone(it.Prep), it.Steps...) {
+						signer := signer
+						if op.Role != "" {
+							signers, serr := n.signers(op.Role)
+							if serr != nil {
+								err = serr
+								break
+							}
+							signer = signers[wk%len(signers)]
+						}
+						s := cl.NewSession(signer, sid+"-"+strconv.Itoa(k))
 						t := time.Now()
-						err = f(s)
+						err = do(ctx, s, op)
 						for overloaded(err) && time.Now().Before(deadline) {
 							refused.Add(1)
 							time.Sleep(10 * time.Millisecond)
 							t = time.Now()
-							err = f(s)
+							err = do(ctx, s, op)
 						}
 						if err != nil {
 							break
@@ -278,10 +322,10 @@ func runLoad(ctx context.Context, cfg ThroughputConfig, n *network, mode string,
 				}
 				if err != nil {
 					errs.Add(1)
-					fmt.Fprintf(cfg.Progress, "    %s worker %d: %v\n", mode, w, err)
+					fmt.Fprintf(cfg.Progress, "    %s worker %d: %v\n", mode, wk, err)
 				}
 			}
-		}(w)
+		}(k)
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -358,13 +402,18 @@ func batchSizes(n *network) string {
 	return strings.Join(parts, "; ")
 }
 
-func waitVisible(ctx context.Context, c *client.Client, pkg string) error {
+// waitCommitted waits until the L2 node c serves reads the actor's
+// session id committed in (its follower has the block).
+func waitCommitted(ctx context.Context, c *client.Client, id, actor string) error {
 	deadline := time.Now().Add(time.Minute)
-	for c.Get(ctx, "/v1/packages/"+pkg+"?view=committed", nil) != nil {
+	for {
+		v, err := c.Session(ctx, id, actor)
+		if err == nil && v.Status == protocol.StatusCommitted {
+			return nil
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("package %s not visible on %s", pkg, c.BaseURL)
+			return fmt.Errorf("session %s not committed on %s", id, c.BaseURL)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
 }

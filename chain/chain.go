@@ -20,6 +20,7 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
+	"github.com/cometbft/cometbft/types"
 	"github.com/spf13/viper"
 
 	"github.com/duet-bft/duet/ledger"
@@ -32,8 +33,9 @@ type Config struct {
 	// Home is the node's directory: config/ (config.toml, genesis.json,
 	// keys) and data/. Required.
 	Home string
-	// Registry is the application. Required.
-	Registry *service.Registry
+	// App is the application. Required: it must be the one the home's
+	// genesis names (name and version).
+	App *service.App
 	// LogLevel of CometBFT's own log: "error" (default), "info" or "debug".
 	LogLevel string
 	// LogOutput receives CometBFT's log; nil means os.Stderr.
@@ -47,8 +49,8 @@ func (c *Config) Validate() error {
 	if c.Home == "" {
 		return errors.New("chain: Config.Home is required")
 	}
-	if c.Registry == nil {
-		return errors.New("chain: Config.Registry is required")
+	if c.App == nil {
+		return errors.New("chain: Config.App is required")
 	}
 	return nil
 }
@@ -154,7 +156,10 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	app, err := ledger.New(ledgerConfig(cfg), cfg.Registry)
+	if err := CheckApp(conf.GenesisFile(), cfg.App); err != nil {
+		return nil, err
+	}
+	app, err := ledger.New(ledgerConfig(cfg), cfg.App)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +198,29 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("chain: start node: %w", err)
 	}
 	return &Node{CometBFT: n, App: app, Config: conf, dbs: dbs}, nil
+}
+
+// GenesisApp reads which application (name and version) the genesis file
+// at path is for.
+func GenesisApp(path string) (name, version string, err error) {
+	doc, err := types.GenesisDocFromFile(path)
+	if err != nil {
+		return "", "", fmt.Errorf("chain: %w", err)
+	}
+	name, version, err = service.GenesisApp(doc.AppState)
+	if err != nil {
+		return "", "", fmt.Errorf("chain: %s: %w", path, err)
+	}
+	return name, version, nil
+}
+
+// CheckApp refuses to run app on a chain whose genesis (at path) names
+// another application or another version, and says which.
+func CheckApp(path string, app *service.App) error {
+	if err := app.Check(GenesisApp(path)); err != nil {
+		return fmt.Errorf("chain: %s: %w", path, err)
+	}
+	return nil
 }
 
 func ledgerConfig(cfg Config) ledger.Config {

@@ -37,18 +37,18 @@ type cluster struct {
 	t     *testing.T
 	net   *localnet.Network
 	nodes []*chain.Node // validators then the L2 follower
-	reg   *service.Registry
+	app   *service.App
 }
 
 func startCluster(t *testing.T, validators int) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	n, err := localnet.LoadOrGenerate(localnet.Spec{Dir: dir, Validators: validators, L2: 1,
-		BasePort: freeBasePort(t, validators+1), AppGenesis: supplychain.DemoGenesis})
+		BasePort: freeBasePort(t, validators+1), App: supplychain.App})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, net: n, reg: supplychain.New()}
+	c := &cluster{t: t, net: n, app: supplychain.App}
 	c.startAll()
 	t.Cleanup(c.stopAll)
 	return c
@@ -66,7 +66,7 @@ func (c *cluster) startAll() {
 	c.t.Helper()
 	c.nodes = nil
 	for _, h := range c.homes() {
-		n, err := chain.Start(chain.Config{Home: h, Registry: c.reg, LogOutput: testWriter{c.t}})
+		n, err := chain.Start(chain.Config{Home: h, App: c.app, LogOutput: testWriter{c.t}})
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func (c *cluster) session(actorID, id string, steps ...step) protocol.Bundle {
 		now := time.Now().UnixMilli()
 		exp := now + 10*60*1000
 		sig := ed25519.Sign(a.Key(), protocol.OpBytes(id, seq, s.Prev(), sp.method, sp.path, []byte(sp.body), exp))
-		resp, _, err := s.Step(c.reg, seq, protocol.Op{Method: sp.method, Path: sp.path, Body: []byte(sp.body),
+		resp, _, err := s.Step(c.app.Registry, seq, protocol.Op{Method: sp.method, Path: sp.path, Body: []byte(sp.body),
 			Signature: sig, Time: now, Expires: exp})
 		if err != nil || !resp.OK() {
 			c.t.Fatalf("session %s: %s %s: %d %s (%v)", id, sp.method, sp.path, resp.Status, resp.Body, err)

@@ -31,7 +31,7 @@ func (c *cluster) largestSession(supplierID, id string) protocol.Bundle {
 		now := time.Now().UnixMilli()
 		exp := now + 10*60*1000
 		sig := ed25519.Sign(a.Key(), protocol.OpBytes(id, s.Seq(), s.Prev(), method, path, []byte(body), exp))
-		resp, _, err := s.Step(c.reg, s.Seq(), protocol.Op{Method: method, Path: path, Body: []byte(body), Signature: sig, Time: now, Expires: exp})
+		resp, _, err := s.Step(c.app.Registry, s.Seq(), protocol.Op{Method: method, Path: path, Body: []byte(body), Signature: sig, Time: now, Expires: exp})
 		if err != nil {
 			c.t.Fatal(err)
 		}

@@ -102,6 +102,9 @@ func (c *Client) NewSession(signer Signer, id string) *Session {
 	return &Session{c: c, signer: signer, ID: id}
 }
 
+// Signer is who signs the session's ops.
+func (s *Session) Signer() Signer { return s.signer }
+
 // Seq is the seq of the next op.
 func (s *Session) Seq() uint64 { return s.seq }
 
@@ -312,5 +315,3 @@ func (c *Client) wait(ctx context.Context, id, actor string) (*protocol.Final, e
 	}
 	return v.Final, nil
 }
-
-func ed25519Sign(s Signer, msg []byte) []byte { return ed25519.Sign(s.Key, msg) }

@@ -50,7 +50,8 @@ type Chain interface {
 // Config configures the handler.
 type Config struct {
 	Buffer   *buffer.Buffer    // required
-	Registry *service.Registry // required
+	App      *service.App      // required: its OpenAPI fragment is served with the framework's
+	Registry *service.Registry // required: the app's registry as this node runs it
 	Chain    Chain             // required
 	Node     string            // this node's actor id
 	NodeKey  ed25519.PublicKey // its public key, published at /v1/node
@@ -63,6 +64,41 @@ type Config struct {
 	Metrics  *Metrics
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
+}
+
+type route struct {
+	method, pattern string
+	h               http.Handler
+}
+
+// routes are the routes the gateway serves itself, besides the app's
+// queries (GET) and signed ops (any other method) through its registry.
+func (h *handler) routes(doc []byte) []route {
+	return []route{
+		{http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{http.MethodGet, "/readyz", http.HandlerFunc(h.ready)},
+		{http.MethodGet, "/metrics", promhttp.HandlerFor(h.cfg.Gatherer, promhttp.HandlerOpts{})},
+		{http.MethodGet, "/v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(doc)
+		})},
+		{http.MethodGet, "/v1/node", http.HandlerFunc(h.node)},
+		{http.MethodGet, "/v1/sessions/{id}", http.HandlerFunc(h.session)},
+		{http.MethodGet, "/v1/sessions/{id}/events", http.HandlerFunc(h.events)},
+	}
+}
+
+// Routes lists the method and pattern of every route the gateway serves
+// itself (besides the app's registry): what the framework's OpenAPI
+// document must describe.
+func Routes() [][2]string {
+	var out [][2]string
+	for _, rt := range (&handler{}).routes(nil) {
+		out = append(out, [2]string{rt.method, rt.pattern})
+	}
+	return out
 }
 
 // Receipt is the JSON in the Duet-Receipt header (standard base64).
@@ -80,8 +116,12 @@ type handler struct {
 
 // New returns the node's HTTP handler.
 func New(cfg Config) (http.Handler, error) {
-	if cfg.Buffer == nil || cfg.Registry == nil || cfg.Chain == nil {
-		return nil, errors.New("gateway: Buffer, Registry and Chain are required")
+	if cfg.Buffer == nil || cfg.App == nil || cfg.Registry == nil || cfg.Chain == nil {
+		return nil, errors.New("gateway: Buffer, App, Registry and Chain are required")
+	}
+	doc, err := OpenAPI(cfg.App)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = protocol.MaxBody
@@ -101,18 +141,9 @@ func New(cfg Config) (http.Handler, error) {
 		cfg.Metrics, cfg.Gatherer = m, r
 	}
 	h := &handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: cfg.Metrics}
-	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	h.mux.HandleFunc("GET /readyz", h.ready)
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
-	h.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(OpenAPI)
-	})
-	h.mux.HandleFunc("GET /v1/node", h.node)
-	h.mux.HandleFunc("GET /v1/sessions/{id}", h.session)
-	h.mux.HandleFunc("GET /v1/sessions/{id}/events", h.events)
+	for _, rt := range h.routes(doc) {
+		h.mux.Handle(rt.method+" "+rt.pattern, rt.h)
+	}
 	h.mux.HandleFunc("GET /", h.query)
 	h.mux.HandleFunc("/", h.op)
 	return h, nil
@@ -333,8 +364,3 @@ func (h *handler) parse(w http.ResponseWriter, r *http.Request) (in *buffer.Inpu
 	return &buffer.Input{Session: session, Seq: seq, Actor: actor, Method: r.Method, Path: r.URL.Path,
 		Body: body, Signature: sig, Expires: expires}, 0, "", ""
 }
-
-// OpenAPI is the contract served at /v1/openapi.json.
-//
-//go:embed openapi.json
-var OpenAPI []byte

@@ -256,7 +256,7 @@ func newEnvWith(t testing.TB, directTimeout time.Duration, adjust func(*buffer.C
 	}
 	t.Cleanup(func() { buf.Close() })
 	e.buf = buf
-	e.h, err = gateway.New(gateway.Config{Buffer: buf, Registry: e.reg, Chain: e.chain, Node: node.ID,
+	e.h, err = gateway.New(gateway.Config{Buffer: buf, App: supplychain.App, Registry: e.reg, Chain: e.chain, Node: node.ID,
 		NodeKey: node.Public(), DirectTimeout: directTimeout, Metrics: metrics, Gatherer: preg, Logger: slog.New(e.log)})
 	if err != nil {
 		t.Fatal(err)

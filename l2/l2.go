@@ -44,9 +44,9 @@ func IsL2(home string) bool {
 
 // Config says which home to run.
 type Config struct {
-	Home      string            // required
-	Registry  *service.Registry // required
-	LogLevel  string            // CometBFT's log level
+	Home      string       // required
+	App       *service.App // required
+	LogLevel  string       // CometBFT's log level
 	Logger    *slog.Logger
 	ChainLogs *os.File // CometBFT's log output; nil: stderr
 }
@@ -99,8 +99,8 @@ func (c l1) Ready() bool { return !c.n.CometBFT.ConsensusReactor().WaitSync() }
 
 // Start starts the follower, replays the buffer's WAL and serves HTTP.
 func Start(cfg Config) (*Node, error) {
-	if cfg.Home == "" || cfg.Registry == nil {
-		return nil, errors.New("l2: Home and Registry are required")
+	if cfg.Home == "" || cfg.App == nil {
+		return nil, errors.New("l2: Home and App are required")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -121,7 +121,7 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	ccfg := chain.Config{Home: cfg.Home, Registry: cfg.Registry, LogLevel: cfg.LogLevel, Logger: log}
+	ccfg := chain.Config{Home: cfg.Home, App: cfg.App, LogLevel: cfg.LogLevel, Logger: log}
 	if cfg.ChainLogs != nil {
 		ccfg.LogOutput = cfg.ChainLogs
 	}
@@ -151,7 +151,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cn.App.OnBlock(buf.OnBlock)
-	h, err := gateway.New(gateway.Config{Buffer: buf, Registry: cn.App.Registry(), Chain: chainIO, Node: fc.Node,
+	h, err := gateway.New(gateway.Config{Buffer: buf, App: cfg.App, Registry: cn.App.Registry(), Chain: chainIO, Node: fc.Node,
 		NodeKey: key.Public().(ed25519.PublicKey), Metrics: metrics, Gatherer: reg, Logger: log})
 	if err != nil {
 		buf.Close()

@@ -115,6 +115,7 @@ type Evidence struct {
 type App struct {
 	abci.BaseApplication
 	cfg  Config
+	app  *service.App
 	reg  *service.Registry
 	sigs *protocol.SigCache
 	log  *slog.Logger
@@ -141,8 +142,10 @@ type (
 	TxResult = protocol.TxResult
 )
 
-// New opens (or creates) the state in cfg.Dir and loads the latest version.
-func New(cfg Config, reg *service.Registry) (*App, error) {
+// New opens (or creates) the state in cfg.Dir for app and loads the latest
+// version. State that another app (or another version of it) wrote is an
+// error: this node would fork from its chain.
+func New(cfg Config, app *service.App) (*App, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -157,13 +160,42 @@ func New(cfg Config, reg *service.Registry) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("ledger: load state: %w", err)
 	}
+	if tree.Version() > 0 {
+		raw, err := tree.Get([]byte(appKey))
+		var id appRecord
+		if err == nil && raw == nil {
+			err = errors.New("it names no application")
+		}
+		if err == nil {
+			raw, _, err = decodeValue(raw)
+		}
+		if err == nil {
+			err = json.Unmarshal(raw, &id)
+		}
+		if err == nil {
+			err = app.Check(id.Name, id.Version, nil)
+		}
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("ledger: the state in %s: %w", cfg.Dir, err)
+		}
+	}
 	sigs := protocol.NewSigCache(cfg.SigCache)
-	a := &App{cfg: cfg, reg: reg.WithVerifier(sigs.Verify), sigs: sigs, log: log, db: db, tree: tree}
+	a := &App{cfg: cfg, app: app, reg: app.Registry.WithVerifier(sigs.Verify), sigs: sigs, log: log, db: db, tree: tree}
 	if err := a.refreshCommitted(Block{}); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// appKey holds which app (name and version) the state belongs to, written
+// at genesis.
+const appKey = service.ReservedPrefix + "app"
+
+type appRecord struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }
 
 // Registry returns the application as the ledger runs it (its signature
@@ -211,11 +243,12 @@ func (a *App) OnBlock(f func(Block)) {
 	a.mu.Unlock()
 }
 
-// Info reports the last committed height and app hash for the handshake.
+// Info reports the app (Data: its name, Version: its version) and the last
+// committed height and app hash for the handshake.
 func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, error) {
 	return &abci.ResponseInfo{
-		Data:             "duet",
-		Version:          "1",
+		Data:             a.app.Name,
+		Version:          a.app.Version,
 		AppVersion:       1,
 		LastBlockHeight:  a.tree.Version(),
 		LastBlockAppHash: a.tree.Hash(),
@@ -228,10 +261,13 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 		return nil, fmt.Errorf("ledger: initial height %d not supported (must be 1)", req.InitialHeight)
 	}
 	tx := service.NewTx(treeStore{a.tree})
-	if err := a.reg.InitGenesis(tx, req.AppStateBytes); err != nil {
+	if err := a.app.InitGenesis(tx, req.AppStateBytes); err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	if err := a.applyWrites(tx.Writes(), 0); err != nil {
+		return nil, err
+	}
+	if err := a.put(appKey, service.MustJSON(appRecord{a.app.Name, a.app.Version}), 0); err != nil {
 		return nil, err
 	}
 	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil

@@ -817,7 +817,7 @@ func TestConfig(t *testing.T) {
 		if err := c.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: got Validate() = %v, want ok %v", tc.name, err, tc.ok)
 		}
-		app, err := ledger.New(c, supplychain.New())
+		app, err := ledger.New(c, supplychain.App)
 		if err == nil {
 			app.Close()
 		}
@@ -828,22 +828,30 @@ func TestConfig(t *testing.T) {
 }
 
 func TestInitChain(t *testing.T) {
-	dup := service.MustJSON(map[string]any{"actors": []service.Actor{admin.record(), admin.record()}})
+	// state is an app state naming the supply chain, with more fields.
+	state := func(more string) []byte {
+		return []byte(`{"app_name":"supplychain","app_version":"` + supplychain.App.Version + `"` + more + `}`)
+	}
+	dup := supplychain.App.Genesis([]service.Actor{admin.record(), admin.record()}, nil)
 	for _, tc := range []struct {
 		name    string
 		req     *abci.RequestInitChain
 		wantErr bool
 	}{
 		{"genesis", &abci.RequestInitChain{AppStateBytes: genesis(), InitialHeight: 1}, false},
-		{"empty app state", &abci.RequestInitChain{}, false},
+		{"no actors", &abci.RequestInitChain{AppStateBytes: state("")}, false},
+		{"empty app state", &abci.RequestInitChain{}, true},
+		{"no app name", &abci.RequestInitChain{AppStateBytes: []byte(`{"actors":[]}`)}, true},
+		{"another app", &abci.RequestInitChain{AppStateBytes: []byte(`{"app_name":"other","app_version":"` + supplychain.App.Version + `"}`)}, true},
+		{"another version", &abci.RequestInitChain{AppStateBytes: []byte(`{"app_name":"supplychain","app_version":"0.0.1"}`)}, true},
 		{"initial height 2", &abci.RequestInitChain{AppStateBytes: genesis(), InitialHeight: 2}, true},
 		{"not JSON", &abci.RequestInitChain{AppStateBytes: []byte("{")}, true},
-		{"unknown field", &abci.RequestInitChain{AppStateBytes: []byte(`{"actors":[],"extra":1}`)}, true},
+		{"unknown field", &abci.RequestInitChain{AppStateBytes: state(`,"actors":[],"extra":1`)}, true},
 		{"duplicate actor", &abci.RequestInitChain{AppStateBytes: dup}, true},
-		{"courier of unknown actor", &abci.RequestInitChain{AppStateBytes: []byte(`{"app":{"couriers":[{"id":"CR-9","name":"x","actor_id":"NOPE"}]}}`)}, true},
+		{"courier of unknown actor", &abci.RequestInitChain{AppStateBytes: state(`,"app":{"couriers":[{"id":"CR-9","name":"x","actor_id":"NOPE"}]}`)}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			app, err := ledger.New(ledger.DefaultConfig(t.TempDir()), supplychain.New())
+			app, err := ledger.New(ledger.DefaultConfig(t.TempDir()), supplychain.App)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -864,7 +872,7 @@ func TestInitChain(t *testing.T) {
 	if !bytes.Equal(h1.appHash(), h2.appHash()) {
 		t.Fatalf("got genesis app hashes %X and %X, want equal", h1.appHash(), h2.appHash())
 	}
-	app, err := ledger.New(ledger.DefaultConfig(t.TempDir()), supplychain.New())
+	app, err := ledger.New(ledger.DefaultConfig(t.TempDir()), supplychain.App)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -876,6 +884,31 @@ func TestInitChain(t *testing.T) {
 	if !bytes.Equal(res.AppHash, h1.appHash()) {
 		t.Fatalf("got InitChain app hash %X, want block 1's %X", res.AppHash, h1.appHash())
 	}
+}
+
+// TestAppIdentity: abci_info names the app; state written by one app (or
+// one version of it) cannot be opened by another.
+func TestAppIdentity(t *testing.T) {
+	h := newHarness(t)
+	info, err := h.app.Info(ctx, &abci.RequestInfo{})
+	if err != nil || info.Data != "supplychain" || info.Version != supplychain.App.Version {
+		t.Fatalf("Info: data %q version %q (%v), want supplychain %s", info.Data, info.Version, err, supplychain.App.Version)
+	}
+	h.close()
+	for _, other := range []*service.App{
+		{Name: "notary", Version: supplychain.App.Version, Registry: service.NewRegistry()},
+		{Name: "supplychain", Version: "9.9.9", Registry: supplychain.New()},
+	} {
+		app, err := ledger.New(ledger.DefaultConfig(h.dir), other)
+		if err == nil {
+			app.Close()
+			t.Fatalf("%s opened the state of supplychain %s", other, supplychain.App.Version)
+		}
+		if !strings.Contains(err.Error(), "supplychain") || !strings.Contains(err.Error(), supplychain.App.Version) {
+			t.Errorf("%s: the error does not say which app the state is for: %v", other, err)
+		}
+	}
+	h.open() // the right app still opens it
 }
 
 func TestProposals(t *testing.T) {

@@ -63,13 +63,10 @@ func genesis(extra ...actor) []byte {
 	for _, a := range append(append([]actor(nil), genesisActors...), extra...) {
 		actors = append(actors, a.record())
 	}
-	return service.MustJSON(map[string]any{
-		"actors": actors,
-		"app": supplychain.Genesis{Couriers: []supplychain.Courier{
-			{ID: "CR-1", Name: "Kurir Cepat", ActorID: "CR-1"},
-			{ID: "CR-2", Name: "Kurir Lambat"},
-		}},
-	})
+	return supplychain.App.Genesis(actors, service.MustJSON(supplychain.Genesis{Couriers: []supplychain.Courier{
+		{ID: "CR-1", Name: "Kurir Cepat", ActorID: "CR-1"},
+		{ID: "CR-2", Name: "Kurir Lambat"},
+	}}))
 }
 
 // harness drives one ledger.App through its ABCI methods, as CometBFT
@@ -103,7 +100,7 @@ func newHarness(t testing.TB, extra ...actor) *harness {
 // open (re)opens the App on h.dir.
 func (h *harness) open() {
 	h.t.Helper()
-	app, err := ledger.New(ledger.DefaultConfig(h.dir), supplychain.New())
+	app, err := ledger.New(ledger.DefaultConfig(h.dir), supplychain.App)
 	if err != nil {
 		h.t.Fatalf("ledger.New: %v", err)
 	}

@@ -241,7 +241,7 @@ func TestQueryPanicOnValidator(t *testing.T) {
 	reg.Handle(http.MethodGet, "/v1/boom", nil, func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
 		panic("a bad read handler")
 	})
-	app, err := ledger.New(ledger.DefaultConfig(t.TempDir()), reg)
+	app, err := ledger.New(ledger.DefaultConfig(t.TempDir()), &service.App{Name: "boom", Version: "1", Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

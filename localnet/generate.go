@@ -37,9 +37,10 @@ type Spec struct {
 	L2         int    // L2 nodes (full nodes with a session buffer and HTTP gateway)
 	BasePort   int    // node i uses p2p BasePort+10i, RPC BasePort+10i+1; default 26656
 	HTTP       string // first L2 node's HTTP address; default 127.0.0.1:8080
-	// AppGenesis returns the application's genesis state given the actors;
-	// nil means none.
-	AppGenesis func(actors []service.Actor) json.RawMessage
+	// App is the application the network runs. Required. Its demo actors
+	// and genesis make the network's, and its name and version go into the
+	// genesis (and network.json).
+	App *service.App
 	// L2Config adjusts every L2 node's l2.json before it is written, e.g.
 	// func(c *l2.FileConfig) { c.ActorRate = -1 }; nil keeps the defaults.
 	L2Config func(*l2.FileConfig)
@@ -65,6 +66,8 @@ func (s *Spec) Validate() error {
 	switch {
 	case s.Dir == "":
 		return errors.New("localnet: Spec.Dir is required")
+	case s.App == nil:
+		return errors.New("localnet: Spec.App is required")
 	case s.Validators < 1 || s.Validators > 64:
 		return fmt.Errorf("localnet: %d validators, want 1..64", s.Validators)
 	case s.L2 < 0 || s.L2 > 16:
@@ -97,6 +100,8 @@ type Node struct {
 // Network is what cluster.json holds.
 type Network struct {
 	ChainID    string  `json:"chain_id"`
+	App        string  `json:"app"`         // the application's name
+	AppVersion string  `json:"app_version"` // and version
 	Validators []Node  `json:"validators"`
 	L2         []Node  `json:"l2"`
 	Actors     []Actor `json:"actors"`
@@ -121,6 +126,10 @@ func LoadOrGenerate(spec Spec) (*Network, error) {
 		if err := json.Unmarshal(raw, &n); err != nil {
 			return nil, fmt.Errorf("localnet: %s: %w", path, err)
 		}
+		if n.App != spec.App.Name || n.AppVersion != spec.App.Version {
+			return nil, fmt.Errorf("localnet: %s holds a network of %s %s, not %s; use another --home (or --app %s)",
+				spec.Dir, n.App, n.AppVersion, spec.App, n.App)
+		}
 		if len(n.Validators) != spec.Validators || len(n.L2) != spec.L2 {
 			return nil, fmt.Errorf("localnet: %s holds %d validators and %d L2 nodes, not %d and %d; use another --home",
 				spec.Dir, len(n.Validators), len(n.L2), spec.Validators, spec.L2)
@@ -139,14 +148,9 @@ func LoadOrGenerate(spec Spec) (*Network, error) {
 	return n, nil
 }
 
-// DemoRoles are the demo actors' roles: at least two of each but admin.
-var DemoRoles = []struct{ Role, Org string }{
-	{service.RoleAdmin, "consortium"},
-	{"supplier", "acme-supply"}, {"supplier", "globex-parts"},
-	{"operator", "dc-jakarta"}, {"operator", "dc-surabaya"},
-	{"courier", "swift-couriers"}, {"courier", "island-express"},
-	{"auditor", "audit-partners"}, {"auditor", "port-authority"},
-}
+// demoAdmin is the network's admin, who manages actors, beside the app's
+// demo actors.
+var demoAdmin = service.DemoActor{Role: service.RoleAdmin, Org: "consortium"}
 
 func newActor(id, role, org string) (Actor, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -157,9 +161,9 @@ func newActor(id, role, org string) (Actor, error) {
 }
 
 func generate(spec Spec) (*Network, error) {
-	n := &Network{ChainID: spec.ChainID, Note: devKeysNote}
+	n := &Network{ChainID: spec.ChainID, App: spec.App.Name, AppVersion: spec.App.Version, Note: devKeysNote}
 	count := map[string]int{}
-	for _, r := range DemoRoles {
+	for _, r := range append([]service.DemoActor{demoAdmin}, spec.App.DemoActors...) {
 		count[r.Role]++
 		a, err := newActor(r.Role+"-"+strconv.Itoa(count[r.Role]), r.Role, r.Org)
 		if err != nil {
@@ -220,7 +224,7 @@ func generate(spec Spec) (*Network, error) {
 			return nil, err
 		}
 		n.Actors = append(n.Actors, a)
-		if err := writeJSON(filepath.Join(home, "config", l2.KeyFile), a); err != nil {
+		if err := writeJSON(filepath.Join(home, "config", l2.KeyFile), l2.KeyFileContent{ID: a.ID, PublicKey: a.PublicKey, PrivateKey: a.PrivateKey}); err != nil {
 			return nil, err
 		}
 		l2nodes = append(l2nodes, len(n.L2)-1)
@@ -239,15 +243,13 @@ func generate(spec Spec) (*Network, error) {
 			return nil, err
 		}
 	}
-	app := struct {
-		Actors []service.Actor `json:"actors"`
-		App    json.RawMessage `json:"app,omitempty"`
-	}{}
+	var actors []service.Actor
 	for _, a := range n.Actors {
-		app.Actors = append(app.Actors, a.Actor)
+		actors = append(actors, a.Actor)
 	}
-	if spec.AppGenesis != nil {
-		app.App = spec.AppGenesis(app.Actors)
+	var appState json.RawMessage
+	if spec.App.DemoGenesis != nil {
+		appState = spec.App.DemoGenesis(actors)
 	}
 	params := types.DefaultConsensusParams()
 	params.Block.MaxBytes = chain.MaxBlockBytes
@@ -257,7 +259,7 @@ func generate(spec Spec) (*Network, error) {
 		InitialHeight:   1,
 		ConsensusParams: params,
 		Validators:      vals,
-		AppState:        service.MustJSON(app),
+		AppState:        spec.App.Genesis(actors, appState),
 	}
 	for i, conf := range confs {
 		var others []string

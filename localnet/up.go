@@ -85,10 +85,11 @@ func Up(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(cfg.Executable, "node", "--home", n.Home)
+		args := []string{"node", "--home", n.Home, "--app", net.App}
+		cmd := exec.Command(cfg.Executable, args...)
 		if cfg.ValidatorNice > 0 && n.HTTP == "" {
 			if nice, err := exec.LookPath("nice"); err == nil {
-				cmd = exec.Command(nice, "-n", strconv.Itoa(cfg.ValidatorNice), cfg.Executable, "node", "--home", n.Home)
+				cmd = exec.Command(nice, append([]string{"-n", strconv.Itoa(cfg.ValidatorNice), cfg.Executable}, args...)...)
 			}
 		}
 		cmd.Stdout, cmd.Stderr = logf, logf

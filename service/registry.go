@@ -319,12 +319,10 @@ func (r *Registry) Query(st Store, path string) (resp Response, err error) {
 	return rt.Handler(tx, &Context{verify: r.Verify}, &Request{Method: http.MethodGet, Path: path, params: params}), nil
 }
 
-// InitGenesis loads a genesis app state: {"actors":[...],"app":{...}}.
+// InitGenesis loads a genesis app state (Genesis): the actors and the
+// app's own state. App.InitGenesis checks the app's name and version first.
 func (r *Registry) InitGenesis(tx *Tx, raw json.RawMessage) error {
-	var g struct {
-		Actors []Actor         `json:"actors"`
-		App    json.RawMessage `json:"app"`
-	}
+	var g Genesis
 	if len(bytes.TrimSpace(raw)) > 0 {
 		if err := decodeStrict(raw, &g); err != nil {
 			return fmt.Errorf("genesis app_state: %w", err)

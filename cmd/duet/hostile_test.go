@@ -150,7 +150,7 @@ func startHeartbeat(n *network, interval time.Duration) *heartbeat {
 			}
 			start := time.Now()
 			id := fmt.Sprintf("HB-%d", i)
-			_, err := c.CreatePackage(context.Background(), sup, "hb-"+id, client.NewPackage{ID: id, Destination: "DC Jakarta", Items: items()})
+			_, err := supplychain.CreatePackage(context.Background(), c, sup, "hb-"+id, supplychain.NewPackage{ID: id, Destination: "DC Jakarta", Items: items()})
 			h.mu.Lock()
 			if err != nil {
 				h.errs = append(h.errs, fmt.Errorf("%s: %w", id, err))
@@ -199,14 +199,14 @@ func TestHostile(t *testing.T) {
 	c := n.client(0)
 	byz := newByzantine(t, n)
 	sup, op1, op2 := n.signer("supplier-1"), n.signer("operator-1"), n.signer("operator-2")
-	res, err := c.CreatePackage(ctx, sup, "create-PKG-H", client.NewPackage{ID: "PKG-H", Destination: "DC Jakarta", Items: items()})
+	res, err := supplychain.CreatePackage(ctx, c, sup, "create-PKG-H", supplychain.NewPackage{ID: "PKG-H", Destination: "DC Jakarta", Items: items()})
 	must(t, "create PKG-H", res, err)
 	hb := startHeartbeat(n, 250*time.Millisecond)
 
 	// 1 and 7. One supplier grows a session of creates padded to the body
 	// limit: the op that would take it past what L1 accepts is refused with
 	// 413 and no receipt; the session commits; the node's queue goes on.
-	big := c.NewSession(sup, "big-1")
+	big := supplychain.NewSession(c, sup, "big-1")
 	if err := big.Start(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestHostile(t *testing.T) {
 
 	// 7. A session of many ops: the op that would leave no room for the
 	// commit is refused; the commit fills the session.
-	many := c.NewSession(op2, "many-1")
+	many := supplychain.NewSession(c, op2, "many-1")
 	if err := many.Start(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestHostile(t *testing.T) {
 			}
 		}()
 	}
-	victim := c.NewSession(op1, "victim-start")
+	victim := supplychain.NewSession(c, op1, "victim-start")
 	if err := victim.Start(ctx, map[string]string{"package_id": "PKG-H"}); err != nil {
 		t.Errorf("another actor during the flood: %v", err)
 	}
@@ -348,7 +348,7 @@ func TestHostile(t *testing.T) {
 
 	// 5 and 8. A QC body nested 9,999 deep, or with invalid UTF-8, is
 	// refused; the package stays readable and its workflow goes on.
-	qcs := c.NewSession(op1, "qc-1")
+	qcs := supplychain.NewSession(c, op1, "qc-1")
 	if err := qcs.Start(ctx, map[string]string{"package_id": "PKG-H"}); err != nil {
 		t.Fatal(err)
 	}
@@ -376,10 +376,10 @@ func TestHostile(t *testing.T) {
 	// 6. A holder of the node key squats the victim's session id with
 	// another actor's empty session. The id is the victim's own: its
 	// session commits with its ops applied.
-	if res, err := c.CreatePackage(ctx, sup, "create-PKG-V", client.NewPackage{ID: "PKG-V", Destination: "DC Jakarta", Items: items()}); err != nil {
+	if res, err := supplychain.CreatePackage(ctx, c, sup, "create-PKG-V", supplychain.NewPackage{ID: "PKG-V", Destination: "DC Jakarta", Items: items()}); err != nil {
 		t.Fatal(err, res)
 	}
-	vs := c.NewSession(op1, "victim-1")
+	vs := supplychain.NewSession(c, op1, "victim-1")
 	if err := vs.Start(ctx, map[string]string{"package_id": "PKG-V"}); err != nil {
 		t.Fatal(err)
 	}
@@ -404,11 +404,11 @@ func TestHostile(t *testing.T) {
 	// 404; a Byzantine node keeps it and submits it once the package
 	// exists, after its expiry. L1 refuses it.
 	soon := time.Now().Add(3 * time.Second)
-	held := c.NewSession(op1, "held-1")
+	held := supplychain.NewSession(c, op1, "held-1")
 	held.Expires = soon
 	_, err = held.Do(ctx, http.MethodPost, "/v1/packages/PKG-LATE/scan", []byte(`{}`), nil)
 	wantErr(t, "scan of a package not created yet", err, http.StatusNotFound, "NOT_FOUND", "")
-	if _, err := c.CreatePackage(ctx, sup, "create-PKG-LATE", client.NewPackage{ID: "PKG-LATE", Destination: "DC Jakarta", Items: items()}); err != nil {
+	if _, err := supplychain.CreatePackage(ctx, c, sup, "create-PKG-LATE", supplychain.NewPackage{ID: "PKG-LATE", Destination: "DC Jakarta", Items: items()}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Until(soon) + 6*time.Second) // past the expiry, and a heartbeat block later
@@ -438,17 +438,17 @@ func TestHostile(t *testing.T) {
 
 // bigPackage is a package with the largest manifest: 256 items with the
 // longest names, some 57 kB of JSON.
-func bigPackage(id string) client.NewPackage {
+func bigPackage(id string) supplychain.NewPackage {
 	var its []supplychain.Item
 	for k := range supplychain.MaxItems {
 		its = append(its, supplychain.Item{SKU: fmt.Sprintf("SKU-%s-%03d", strings.Repeat("s", 50), k),
 			Name: strings.Repeat("n", supplychain.MaxItemNameLen), Qty: supplychain.MaxQty})
 	}
-	return client.NewPackage{ID: id, Destination: "DC Jakarta", Items: its}
+	return supplychain.NewPackage{ID: id, Destination: "DC Jakarta", Items: its}
 }
 
 // signedCreate is the body of a create of p by supplier, manifest signed.
-func signedCreate(supplier client.Signer, p client.NewPackage) map[string]any {
+func signedCreate(supplier client.Signer, p supplychain.NewPackage) map[string]any {
 	sig := ed25519.Sign(supplier.Key, supplychain.ManifestBytes(p.ID, supplier.ID, p.Destination, p.Items))
 	return map[string]any{"id": p.ID, "destination": p.Destination, "items": p.Items,
 		"manifest_signature": base64.StdEncoding.EncodeToString(sig)}

@@ -136,7 +136,7 @@ func TestL2(t *testing.T) {
 	sup, op1, op2 := n.signer("supplier-1"), n.signer("operator-1"), n.signer("operator-2")
 
 	// Direct mode: the answer comes after L1 finality, with its height.
-	res, err := c0.CreatePackage(ctx, sup, "create-PKG-1", client.NewPackage{ID: "PKG-1", Destination: "DC Jakarta", Items: items()})
+	res, err := supplychain.CreatePackage(ctx, c0, sup, "create-PKG-1", supplychain.NewPackage{ID: "PKG-1", Destination: "DC Jakarta", Items: items()})
 	must(t, "create PKG-1", res, err)
 	if res.Status != http.StatusCreated || res.Height < 1 || len(res.TxHash) != 64 {
 		t.Fatalf("direct create: status %d height %d tx %q", res.Status, res.Height, res.TxHash)
@@ -144,7 +144,7 @@ func TestL2(t *testing.T) {
 
 	// The paper's workflow, one session, every step answered by L2 with a
 	// verified receipt, then committed on every validator.
-	s := c0.NewSession(op1, "wf-1")
+	s := supplychain.NewSession(c0, op1, "wf-1")
 	if err := s.Start(ctx, map[string]string{"package_id": "PKG-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestL2(t *testing.T) {
 	}
 
 	// While wf-1 holds PKG-1, a second session on this node gets 409 at once.
-	other := c0.NewSession(op2, "wf-other")
+	other := supplychain.NewSession(c0, op2, "wf-other")
 	if err := other.Start(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestL2(t *testing.T) {
 
 	// Bad requests: a clear JSON error, no state change, the session's seq intact.
 	before := n.waitStage(0, "PKG-1", "created") // v0 may apply the create a moment after the L2 follower
-	badRequests(t, n, s)
+	badRequests(t, n, s.Session)
 	must(t, "qc", nil, second(s.QC(ctx, "PKG-1", true, "ok", map[string]any{"seal": "intact"})))
 	var label supplychain.Label
 	must(t, "label", nil, second(s.Label(ctx, "PKG-1", "courier-1", &label)))
@@ -209,10 +209,10 @@ func TestL2(t *testing.T) {
 
 	// Two L2 nodes race for one package: exactly one session commits, the
 	// other is rejected as CONFLICT.
-	res, err = c1.CreatePackage(ctx, sup, "create-PKG-R", client.NewPackage{ID: "PKG-R", Destination: "DC Surabaya", Items: items()})
+	res, err = supplychain.CreatePackage(ctx, c1, sup, "create-PKG-R", supplychain.NewPackage{ID: "PKG-R", Destination: "DC Surabaya", Items: items()})
 	must(t, "create PKG-R", res, err)
 	waitVisible(t, c0, "PKG-R") // l2-0's follower learns the block a moment after l2-1's
-	racers := []*client.Session{c0.NewSession(op1, "race-a"), c1.NewSession(op2, "race-b")}
+	racers := []supplychain.Session{supplychain.NewSession(c0, op1, "race-a"), supplychain.NewSession(c1, op2, "race-b")}
 	for _, r := range racers {
 		if err := r.Start(ctx, nil); err != nil {
 			t.Fatal(err)
@@ -247,9 +247,9 @@ func TestL2(t *testing.T) {
 
 	// kill -9 of the L2 process mid-session: nothing acknowledged is lost,
 	// and the session commits once.
-	res, err = c0.CreatePackage(ctx, sup, "create-PKG-K", client.NewPackage{ID: "PKG-K", Destination: "DC Jakarta", Items: items()})
+	res, err = supplychain.CreatePackage(ctx, c0, sup, "create-PKG-K", supplychain.NewPackage{ID: "PKG-K", Destination: "DC Jakarta", Items: items()})
 	must(t, "create PKG-K", res, err)
-	k := c0.NewSession(op1, "wf-kill")
+	k := supplychain.NewSession(c0, op1, "wf-kill")
 	if err := k.Start(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestL2Quorum(t *testing.T) {
 	})
 	workflow := func(sid, pkg string) *client.Session {
 		t.Helper()
-		s := c.NewSession(op, sid)
+		s := supplychain.NewSession(c, op, sid)
 		if err := s.Start(ctx, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -444,10 +444,10 @@ func TestL2Quorum(t *testing.T) {
 		if err := s.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return s
+		return s.Session
 	}
 	for _, pkg := range []string{"PKG-F", "PKG-Q"} {
-		res, err := c.CreatePackage(ctx, sup, "create-"+pkg, client.NewPackage{ID: pkg, Destination: "DC Jakarta", Items: items()})
+		res, err := supplychain.CreatePackage(ctx, c, sup, "create-"+pkg, supplychain.NewPackage{ID: pkg, Destination: "DC Jakarta", Items: items()})
 		must(t, "create "+pkg, res, err)
 	}
 

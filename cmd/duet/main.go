@@ -1,7 +1,9 @@
 // Command duet runs duet nodes and local networks.
 //
-//	duet node --home DIR            run one node (validator or L2) from its home
-//	duet up [--home DIR] [flags]    generate/resume a local network and supervise it
+//	duet up [--app NAME] [--home DIR] [flags]   generate/resume a local network and supervise it
+//	duet node --home DIR [--app NAME]           run one node (validator or L2) from its home
+//	duet bench [--app NAME] [flags]             measure L2 against direct mode
+//	duet apps                                   list the applications this binary carries
 package main
 
 import (
@@ -22,19 +24,20 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/bench"
 	"github.com/duet-bft/duet/chain"
 	"github.com/duet-bft/duet/l2"
 	"github.com/duet-bft/duet/localnet"
+	"github.com/duet-bft/duet/service"
 )
 
 const usage = `duet: Byzantine-fault-tolerant web services with millisecond answers.
 
 Usage:
-  duet up [--home DIR] [--validators N] [--l2 M] [--http ADDR]   run a local network
-  duet node --home DIR                                           run one node
-  duet bench [--validators 4,7] [--l2 1,2] [--iterations N]      measure L2 against direct mode
+  duet up [--app NAME] [--home DIR] [--validators N] [--l2 M]   run a local network
+  duet node --home DIR [--app NAME]                             run one node
+  duet bench [--app NAME] [--validators 4,7] [--l2 1,2]         measure L2 against direct mode
+  duet apps                                                     list the applications
 
 Run "duet <command> -h" for a command's flags.
 `
@@ -54,6 +57,10 @@ func main() {
 		err = runNode(ctx, os.Args[2:])
 	case "bench":
 		err = runBench(ctx, os.Args[2:])
+	case "apps":
+		for _, a := range service.Apps() {
+			fmt.Printf("%s\t%s\t%s\n", a.Name, a.Version, a.Summary)
+		}
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -81,6 +88,7 @@ func defaultHome() string {
 
 func runUp(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
+	appName := fs.String("app", defaultApp, "the application to run (duet apps lists them)")
 	home := fs.String("home", defaultHome(), "directory holding the whole network (a second up on it resumes)")
 	validators := fs.Int("validators", 4, "number of validators (n = 3f+1)")
 	l2 := fs.Int("l2", 1, "number of L2 nodes")
@@ -88,9 +96,12 @@ func runUp(ctx context.Context, args []string) error {
 	basePort := fs.Int("base-port", 26656, "node i listens on p2p base+10i and RPC base+10i+1")
 	nice := fs.Int("validator-nice", 19, "CPU priority (nice) of validators, below L2 nodes on a shared machine; 0 leaves it alone")
 	fs.Parse(args)
+	app, err := lookupApp(*appName)
+	if err != nil {
+		return err
+	}
 	return localnet.Up(ctx, localnet.Config{
-		Spec: localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort,
-			AppGenesis: supplychain.DemoGenesis},
+		Spec:          localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort, App: app},
 		ValidatorNice: *nice,
 		Logger:        logger(),
 	})
@@ -100,9 +111,14 @@ func runNode(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("node", flag.ExitOnError)
 	home := fs.String("home", "", "the node's home directory (required)")
 	logLevel := fs.String("log-level", "error", "CometBFT log level: error, info or debug")
+	appName := fs.String("app", "", "the application to run; default: the one the home's genesis names")
 	fs.Parse(args)
 	if *home == "" {
 		return errors.New("node: --home is required")
+	}
+	app, err := nodeApp(*home, *appName)
+	if err != nil {
+		return err
 	}
 	log := logger()
 	if dir := os.Getenv("DUET_CPUPROFILE_DIR"); dir != "" {
@@ -118,7 +134,7 @@ func runNode(ctx context.Context, args []string) error {
 			// Profiling endpoints of the L2 node on a separate listener, only when asked for.
 			go func() { log.Info("pprof", "err", http.ListenAndServe(addr, pprofMux())) }()
 		}
-		n, err := l2.Start(l2.Config{Home: *home, Registry: supplychain.New(), LogLevel: *logLevel, Logger: log})
+		n, err := l2.Start(l2.Config{Home: *home, App: app, LogLevel: *logLevel, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -127,7 +143,7 @@ func runNode(ctx context.Context, args []string) error {
 		log.Info("stopping")
 		return n.Stop()
 	}
-	n, err := chain.Start(chain.Config{Home: *home, Registry: supplychain.New(), LogLevel: *logLevel, Logger: log})
+	n, err := chain.Start(chain.Config{Home: *home, App: app, LogLevel: *logLevel, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -139,6 +155,7 @@ func runNode(ctx context.Context, args []string) error {
 
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	appName := fs.String("app", defaultApp, "the application whose workload to run (duet apps lists them)")
 	validators := fs.String("validators", "4", "comma-separated L1 sizes")
 	l2 := fs.String("l2", "1", "comma-separated L2 node counts")
 	iterations := fs.Int("iterations", 20, "workflows per configuration and mode")
@@ -176,7 +193,11 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := bench.Config{Validators: vs, L2: ls, Iterations: *iterations, Out: *out,
+	app, err := lookupApp(*appName)
+	if err != nil {
+		return err
+	}
+	cfg := bench.Config{App: app, Validators: vs, L2: ls, Iterations: *iterations, Out: *out,
 		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, ValidatorNice: *nice, Settle: *settle, Progress: os.Stderr}
 	res := &bench.Results{}
 	switch *mode {
@@ -200,6 +221,39 @@ func runBench(ctx context.Context, args []string) error {
 		fmt.Print(bench.Markdown(res))
 	}
 	return err
+}
+
+// lookupApp returns the application called name, or an error listing the
+// ones this binary carries.
+func lookupApp(name string) (*service.App, error) {
+	if a, ok := service.LookupApp(name); ok {
+		return a, nil
+	}
+	var names []string
+	for _, a := range service.Apps() {
+		names = append(names, a.Name)
+	}
+	return nil, fmt.Errorf("no application %q in this binary (it carries: %s)", name, strings.Join(names, ", "))
+}
+
+// nodeApp returns the application a node's home runs: the one its genesis
+// names. A --app naming another is refused, saying which the chain runs.
+func nodeApp(home, name string) (*service.App, error) {
+	genesis, version, err := chain.GenesisApp(filepath.Join(home, "config", "genesis.json"))
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if name == "" {
+		name = genesis
+	}
+	app, err := lookupApp(name)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if err := app.Check(genesis, version, nil); err != nil {
+		return nil, fmt.Errorf("node: %s: %w", home, err)
+	}
+	return app, nil
 }
 
 func ints(s string) ([]int, error) {
