@@ -32,7 +32,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -195,16 +194,16 @@ func Register(r *service.Registry) {
 	operator := []string{RoleOperator}
 	admin := []string{service.RoleAdmin}
 
-	r.Handle(http.MethodPost, PathPackages, supplier, handle(createPackage))
-	r.Handle(http.MethodPost, PathPackages+"/{id}/scan", operator, handle(scanPackage))
-	r.Handle(http.MethodPost, PathPackages+"/{id}/validate", operator, handle(validatePackage))
-	r.Handle(http.MethodPost, PathPackages+"/{id}/qc", operator, handle(qcPackage))
-	r.Handle(http.MethodPost, PathPackages+"/{id}/label", operator, handle(labelPackage))
-	r.Handle(http.MethodPost, PathCouriers, admin, handle(createCourier))
+	r.Handle(http.MethodPost, PathPackages, supplier, service.Adapt(createPackage))
+	r.Handle(http.MethodPost, PathPackages+"/{id}/scan", operator, service.Adapt(scanPackage))
+	r.Handle(http.MethodPost, PathPackages+"/{id}/validate", operator, service.Adapt(validatePackage))
+	r.Handle(http.MethodPost, PathPackages+"/{id}/qc", operator, service.Adapt(qcPackage))
+	r.Handle(http.MethodPost, PathPackages+"/{id}/label", operator, service.Adapt(labelPackage))
+	r.Handle(http.MethodPost, PathCouriers, admin, service.Adapt(createCourier))
 
-	r.Handle(http.MethodGet, PathPackages+"/{id}", nil, handle(getPackage))
-	r.Handle(http.MethodGet, PathPackages+"/{id}/history", nil, handle(getHistory))
-	r.Handle(http.MethodGet, PathCouriers+"/{id}", nil, handle(getCourier))
+	r.Handle(http.MethodGet, PathPackages+"/{id}", nil, service.Adapt(getPackage))
+	r.Handle(http.MethodGet, PathPackages+"/{id}/history", nil, service.Adapt(getHistory))
+	r.Handle(http.MethodGet, PathCouriers+"/{id}", nil, service.Adapt(getCourier))
 
 	r.Genesis(loadGenesis)
 	r.OnStart(startSession)
@@ -222,17 +221,16 @@ func startSession(tx *service.Tx, ctx *service.Context, start map[string]json.Ra
 	}
 	var id string
 	if err := json.Unmarshal(raw, &id); err != nil {
-		return nil, service.Refuse(http.StatusBadRequest, "INVALID_ARGUMENT", "package_id must be a string")
+		return nil, service.Invalid("package_id must be a string")
 	}
-	if !protocol.ValidID(id) {
-		return nil, service.Refuse(http.StatusBadRequest, "INVALID_ARGUMENT", "package_id %q: must be 1-64 characters of A-Za-z0-9._-", truncate(id))
+	if err := service.CheckID("package_id", id); err != nil {
+		return nil, err
 	}
 	if ctx.Actor.Role != RoleOperator {
-		return nil, service.Refuse(http.StatusForbidden, "PERMISSION_DENIED",
-			"role %q may not start a session on a package (needs %s)", ctx.Actor.Role, RoleOperator)
+		return nil, service.Forbidden("role %q may not start a session on a package (needs %s)", ctx.Actor.Role, RoleOperator)
 	}
 	if _, exists := tx.Get(PackageKey(id)); !exists {
-		return nil, service.Refuse(http.StatusNotFound, "NOT_FOUND", "package %s not found", id)
+		return nil, service.NotFound("package %s not found", id)
 	}
 	return []string{PackageKey(id)}, nil
 }
@@ -278,84 +276,14 @@ func TrackingNumber(actor, session string, seq uint64) string {
 	return "TRK-" + strings.ToUpper(hex.EncodeToString(h[:6]))
 }
 
-// apiError is a rejected request: the status and code it maps to.
-type apiError struct {
-	status int
-	code   string
-	msg    string
-}
-
-func (e *apiError) Error() string { return e.code + ": " + e.msg }
-
-func malformed(err error) error {
-	return &apiError{http.StatusBadRequest, "MALFORMED", err.Error()}
-}
-
-func invalid(format string, args ...any) error {
-	return &apiError{http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf(format, args...)}
-}
-
-func notFound(format string, args ...any) error {
-	return &apiError{http.StatusNotFound, "NOT_FOUND", fmt.Sprintf(format, args...)}
-}
-
-func conflict(format string, args ...any) error {
-	return &apiError{http.StatusConflict, "CONFLICT", fmt.Sprintf(format, args...)}
-}
-
-func precondition(format string, args ...any) error {
-	return &apiError{http.StatusConflict, "FAILED_PRECONDITION", fmt.Sprintf(format, args...)}
-}
-
-type handlerFunc func(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error)
-
-// handle adapts f to a service.Handler: the one place where errors become
-// responses. An error that is neither an *apiError nor a
-// *service.Refusal is a broken invariant (a stored record that does not
-// decode) and maps to 500 INTERNAL.
-func handle(f handlerFunc) service.Handler {
-	return func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
-		resp, err := f(tx, ctx, req)
-		if err == nil {
-			return resp
-		}
-		if e, ok := errors.AsType[*apiError](err); ok {
-			return service.Error(e.status, e.code, e.msg)
-		}
-		if e, ok := errors.AsType[*service.Refusal](err); ok {
-			return service.Error(e.Status, e.Code, e.Message)
-		}
-		return service.Error(http.StatusInternalServerError, "INTERNAL", err.Error())
-	}
-}
-
-// decodeBody strictly decodes a request body into v; an empty body is
-// allowed only if emptyOK.
-func decodeBody(body []byte, v any, emptyOK bool) error {
-	if emptyOK && len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	if err := service.DecodeJSON(body, v); err != nil {
-		return malformed(err)
-	}
-	return nil
-}
-
-func checkID(what, id string) error {
-	if !protocol.ValidID(id) {
-		return invalid("%s %q: must be 1-64 characters of A-Za-z0-9._-", what, truncate(id))
-	}
-	return nil
-}
-
 // checkText checks a free-text field that ends up in signed, line-based
 // bytes: minLen..maxLen bytes, no tab, CR or LF.
 func checkText(what, s string, minLen, maxLen int) error {
 	if len(s) < minLen || len(s) > maxLen {
-		return invalid("%s must be %d-%d bytes, got %d", what, minLen, maxLen, len(s))
+		return service.Invalid("%s must be %d-%d bytes, got %d", what, minLen, maxLen, len(s))
 	}
 	if strings.ContainsAny(s, "\t\r\n") {
-		return invalid("%s must not contain a tab or a line break", what)
+		return service.Invalid("%s must not contain a tab or a line break", what)
 	}
 	return nil
 }
@@ -369,33 +297,17 @@ func truncate(s string) string {
 }
 
 func loadPackage(tx *service.Tx, id string) (*Package, error) {
-	if err := checkID("package id", id); err != nil {
+	if err := service.CheckID("package id", id); err != nil {
 		return nil, err
 	}
-	raw, ok := tx.Get(PackageKey(id))
-	if !ok {
-		return nil, notFound("package %s not found", id)
-	}
-	var p Package
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("decode package %s: %w", id, err)
-	}
-	return &p, nil
+	return service.Load[Package](tx, PackageKey(id), "package "+id)
 }
 
 func loadCourier(tx *service.Tx, id string) (*Courier, error) {
-	if err := checkID("courier id", id); err != nil {
+	if err := service.CheckID("courier id", id); err != nil {
 		return nil, err
 	}
-	raw, ok := tx.Get(CourierKey(id))
-	if !ok {
-		return nil, notFound("courier %s not found", id)
-	}
-	var c Courier
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("decode courier %s: %w", id, err)
-	}
-	return &c, nil
+	return service.Load[Courier](tx, CourierKey(id), "courier "+id)
 }
 
 // requires returns the stages at which step may run.
@@ -422,7 +334,7 @@ func openStep(tx *service.Tx, req *service.Request, step string) (*Package, erro
 	}
 	need := requires(step)
 	if !slices.Contains(need, p.Stage) {
-		return nil, precondition("package %s is at stage %q; %s requires stage %s",
+		return nil, service.Precondition("package %s is at stage %q; %s requires stage %s",
 			p.ID, p.Stage, step, quoteList(need))
 	}
 	return p, nil
@@ -457,7 +369,7 @@ func record(tx *service.Tx, ctx *service.Context, p *Package, step, stage string
 	}
 	tx.Put(HistoryKey(p.ID, p.HistoryChunks-1), service.MustJSON(append(chunk, ev)))
 	p.HistoryLen++
-	tx.Put(PackageKey(p.ID), service.MustJSON(p))
+	tx.PutJSON(PackageKey(p.ID), p)
 	return nil
 }
 
@@ -480,10 +392,10 @@ type createRequest struct {
 
 func createPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
 	var body createRequest
-	if err := decodeBody(req.Body, &body, false); err != nil {
+	if err := req.Decode(&body); err != nil {
 		return service.Response{}, err
 	}
-	if err := checkID("package id", body.ID); err != nil {
+	if err := service.CheckID("package id", body.ID); err != nil {
 		return service.Response{}, err
 	}
 	if err := checkText("destination", body.Destination, 1, MaxDestinationLen); err != nil {
@@ -494,13 +406,13 @@ func createPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (
 	}
 	sig, err := base64.StdEncoding.Strict().DecodeString(body.ManifestSignature)
 	if err != nil || len(sig) != 64 || base64.StdEncoding.EncodeToString(sig) != body.ManifestSignature {
-		return service.Response{}, invalid("manifest_signature must be the standard base64 of a 64-byte Ed25519 signature")
+		return service.Response{}, service.Invalid("manifest_signature must be the standard base64 of a 64-byte Ed25519 signature")
 	}
 	if !ctx.Verify(ctx.Actor.PublicKey, ManifestBytes(body.ID, ctx.Actor.ID, body.Destination, body.Items), sig) {
-		return service.Response{}, invalid("manifest signature does not verify")
+		return service.Response{}, service.Invalid("manifest signature does not verify")
 	}
 	if _, exists := tx.Get(PackageKey(body.ID)); exists {
-		return service.Response{}, conflict("package %s already exists", body.ID)
+		return service.Response{}, service.Conflict("package %s already exists", body.ID)
 	}
 	items := slices.Clone(body.Items)
 	slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.SKU, b.SKU) })
@@ -520,22 +432,22 @@ func createPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (
 
 func checkItems(items []Item) error {
 	if len(items) == 0 || len(items) > MaxItems {
-		return invalid("items must hold 1-%d items, got %d", MaxItems, len(items))
+		return service.Invalid("items must hold 1-%d items, got %d", MaxItems, len(items))
 	}
 	seen := make(map[string]bool, len(items))
 	for i, it := range items {
-		if err := checkID(fmt.Sprintf("items[%d].sku", i), it.SKU); err != nil {
+		if err := service.CheckID(fmt.Sprintf("items[%d].sku", i), it.SKU); err != nil {
 			return err
 		}
 		if seen[it.SKU] {
-			return invalid("items[%d].sku %s is listed twice", i, it.SKU)
+			return service.Invalid("items[%d].sku %s is listed twice", i, it.SKU)
 		}
 		seen[it.SKU] = true
 		if err := checkText(fmt.Sprintf("items[%d].name", i), it.Name, 1, MaxItemNameLen); err != nil {
 			return err
 		}
 		if it.Qty < 1 || it.Qty > MaxQty {
-			return invalid("items[%d].qty must be 1-%d, got %d", i, MaxQty, it.Qty)
+			return service.Invalid("items[%d].qty must be 1-%d, got %d", i, MaxQty, it.Qty)
 		}
 	}
 	return nil
@@ -543,7 +455,7 @@ func checkItems(items []Item) error {
 
 func scanPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
 	var body struct{}
-	if err := decodeBody(req.Body, &body, true); err != nil {
+	if err := req.DecodeOptional(&body); err != nil {
 		return service.Response{}, err
 	}
 	p, err := openStep(tx, req, StepScan)
@@ -563,26 +475,26 @@ func validatePackage(tx *service.Tx, ctx *service.Context, req *service.Request)
 	var body struct {
 		ObservedItems *[]ObservedItem `json:"observed_items"`
 	}
-	if err := decodeBody(req.Body, &body, false); err != nil {
+	if err := req.Decode(&body); err != nil {
 		return service.Response{}, err
 	}
 	if body.ObservedItems == nil {
-		return service.Response{}, invalid("observed_items is required ([] if nothing was found)")
+		return service.Response{}, service.Invalid("observed_items is required ([] if nothing was found)")
 	}
 	observed := *body.ObservedItems
 	if len(observed) > MaxItems {
-		return service.Response{}, invalid("observed_items must hold at most %d items, got %d", MaxItems, len(observed))
+		return service.Response{}, service.Invalid("observed_items must hold at most %d items, got %d", MaxItems, len(observed))
 	}
 	counted := make(map[string]int64, len(observed))
 	for i, it := range observed {
-		if err := checkID(fmt.Sprintf("observed_items[%d].sku", i), it.SKU); err != nil {
+		if err := service.CheckID(fmt.Sprintf("observed_items[%d].sku", i), it.SKU); err != nil {
 			return service.Response{}, err
 		}
 		if _, dup := counted[it.SKU]; dup {
-			return service.Response{}, invalid("observed_items[%d].sku %s is listed twice", i, it.SKU)
+			return service.Response{}, service.Invalid("observed_items[%d].sku %s is listed twice", i, it.SKU)
 		}
 		if it.Qty < 0 || it.Qty > MaxQty {
-			return service.Response{}, invalid("observed_items[%d].qty must be 0-%d, got %d", i, MaxQty, it.Qty)
+			return service.Response{}, service.Invalid("observed_items[%d].qty must be 0-%d, got %d", i, MaxQty, it.Qty)
 		}
 		counted[it.SKU] = it.Qty
 	}
@@ -641,18 +553,18 @@ func qcPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (serv
 		Notes  string          `json:"notes"`
 		Checks json.RawMessage `json:"checks"`
 	}
-	if err := decodeBody(req.Body, &body, false); err != nil {
+	if err := req.Decode(&body); err != nil {
 		return service.Response{}, err
 	}
 	if body.Passed == nil {
-		return service.Response{}, invalid("passed is required")
+		return service.Response{}, service.Invalid("passed is required")
 	}
 	if len(body.Notes) > MaxNotesLen {
-		return service.Response{}, invalid("notes must be at most %d bytes, got %d", MaxNotesLen, len(body.Notes))
+		return service.Response{}, service.Invalid("notes must be at most %d bytes, got %d", MaxNotesLen, len(body.Notes))
 	}
 	checks, err := canonicalObject(body.Checks)
 	if err != nil {
-		return service.Response{}, invalid("checks must be a JSON object: %v", err)
+		return service.Response{}, service.Invalid("checks must be a JSON object: %v", err)
 	}
 	p, err := openStep(tx, req, StepQC)
 	if err != nil {
@@ -693,10 +605,10 @@ func labelPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (s
 	var body struct {
 		CourierID string `json:"courier_id"`
 	}
-	if err := decodeBody(req.Body, &body, false); err != nil {
+	if err := req.Decode(&body); err != nil {
 		return service.Response{}, err
 	}
-	if err := checkID("courier_id", body.CourierID); err != nil {
+	if err := service.CheckID("courier_id", body.CourierID); err != nil {
 		return service.Response{}, err
 	}
 	p, err := openStep(tx, req, StepLabel)
@@ -717,7 +629,7 @@ func labelPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (s
 
 func createCourier(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
 	var c Courier
-	if err := decodeBody(req.Body, &c, false); err != nil {
+	if err := req.Decode(&c); err != nil {
 		return service.Response{}, err
 	}
 	if err := putCourier(tx, &c); err != nil {
@@ -728,28 +640,28 @@ func createCourier(tx *service.Tx, ctx *service.Context, req *service.Request) (
 
 // putCourier checks a new courier record and writes it.
 func putCourier(tx *service.Tx, c *Courier) error {
-	if err := checkID("courier id", c.ID); err != nil {
+	if err := service.CheckID("courier id", c.ID); err != nil {
 		return err
 	}
 	if err := checkText("courier name", c.Name, 1, MaxCourierNameLen); err != nil {
 		return err
 	}
 	if c.ActorID != "" {
-		if err := checkID("actor_id", c.ActorID); err != nil {
+		if err := service.CheckID("actor_id", c.ActorID); err != nil {
 			return err
 		}
 		a, ok := service.LoadActor(tx, c.ActorID)
 		if !ok {
-			return notFound("actor %s not found", c.ActorID)
+			return service.NotFound("actor %s not found", c.ActorID)
 		}
 		if a.Role != RoleCourier {
-			return invalid("actor %s has role %q, a courier's actor needs role %q", a.ID, a.Role, RoleCourier)
+			return service.Invalid("actor %s has role %q, a courier's actor needs role %q", a.ID, a.Role, RoleCourier)
 		}
 	}
 	if _, exists := tx.Get(CourierKey(c.ID)); exists {
-		return conflict("courier %s already exists", c.ID)
+		return service.Conflict("courier %s already exists", c.ID)
 	}
-	tx.Put(CourierKey(c.ID), service.MustJSON(c))
+	tx.PutJSON(CourierKey(c.ID), c)
 	return nil
 }
 
