@@ -147,7 +147,7 @@ func (n *Net) close() {
 type l1 Net
 
 func (c *l1) Committed() (service.Store, int64) { return c.Ledger.Committed() }
-func (c *l1) Ready() bool                        { return true }
+func (c *l1) Ready() bool                       { return true }
 
 // Submit runs CheckTx and puts what passes into the mempool, as a
 // CometBFT node's mempool does.
