@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
@@ -40,14 +41,10 @@ func encodeFinal(session string, f *Final) []byte {
 	return service.MustJSON(walRecord{Kind: "end", Session: session, Final: f})
 }
 
-// replay rebuilds the live sessions of the WAL by re-executing their ops on
-// the current committed state, in the order they were acknowledged. It
-// returns the records to keep (those of live sessions).
-func (b *Buffer) replay() ([][]byte, error) {
-	raw, err := ReadWAL(b.cfg.FS, b.cfg.WALPath)
-	if err != nil {
-		return nil, err
-	}
+// replay rebuilds the live sessions of the WAL records raw by re-executing
+// their ops on the committed state, in the order they were acknowledged.
+// It returns the records to keep (those of live sessions).
+func (c *core) replay(raw [][]byte, st service.Store, now time.Time) ([][]byte, error) {
 	type entry struct {
 		ops   []walRecord
 		raws  [][]byte
@@ -80,18 +77,18 @@ func (b *Buffer) replay() ([][]byte, error) {
 		if e.ended || len(e.ops) == 0 {
 			continue
 		}
-		switch err := b.restore(e.ops, e.raws); {
+		switch err := c.restore(e.ops, e.raws, st, now); {
 		case errors.Is(err, errReplayDone):
 			continue // L1 committed it; nothing left to do
 		case errors.Is(err, errReplayDiverged):
-			b.log.Warn("session could not be restored", "session", id, "err", err)
+			c.cfg.Logger.Warn("session could not be restored", "session", id, "err", err)
 			continue
 		case err != nil:
 			return nil, err // the node cannot read its state: do not start
 		}
 		live = append(live, e.raws...)
 	}
-	b.log.Info("wal replayed", "records", len(raw), "live_sessions", len(b.sessions))
+	c.cfg.Logger.Info("wal replayed", "records", len(raw), "live_sessions", len(c.sessions))
 	return live, nil
 }
 
@@ -118,27 +115,25 @@ func chainHead(ops []walRecord) protocol.Hash {
 // rejected if the id was taken by other ops. If any result differs from the
 // one acknowledged, the state moved while the node was down: the session is
 // kept as rejected (CONFLICT) so its user learns why.
-func (b *Buffer) restore(ops []walRecord, raws [][]byte) error {
+func (c *core) restore(ops []walRecord, raws [][]byte, st service.Store, now time.Time) error {
 	first := ops[0]
-	s := b.newStateLocked(first.Session, first.Actor)
-	st, _ := b.chain.Committed()
-	if rec, ok := service.LookupSession(st, first.Actor, first.Session); ok {
-		if rec.LastOp == chainHead(ops).String() {
-			return errReplayDone
-		}
-		b.addLocked(s)
-		b.finishLocked(s, &Final{Status: StatusRejected, Code: protocol.CodeAlreadyCommitted.String(),
-			Reason: fmt.Sprintf("session id %s of %s was committed at height %d with other ops", first.Session, first.Actor, rec.Height)})
+	rec, done := service.LookupSession(st, first.Actor, first.Session)
+	if done && rec.LastOp == chainHead(ops).String() {
+		return errReplayDone
+	}
+	s := c.newState(first.Session, first.Actor)
+	c.add(s, now)
+	if done {
+		c.finish(s, &Final{Status: StatusRejected, Code: protocol.CodeAlreadyCommitted.String(),
+			Reason: fmt.Sprintf("session id %s of %s was committed at height %d with other ops", first.Session, first.Actor, rec.Height)}, now)
 		return errReplayDiverged
 	}
-	b.addLocked(s)
-	now := b.cfg.Now()
 	s.lastActive = now
 	for i, op := range ops {
 		if op.Seq != s.Seq() {
 			break // a record past a gap was never acknowledged in order
 		}
-		resp, h, err := s.Step(b.cfg.Registry, op.Seq, op.op())
+		resp, h, err := s.Step(c.cfg.Registry, op.Seq, op.op())
 		if err != nil {
 			return fmt.Errorf("buffer: replay of session %s: %w", op.Session, err)
 		}
@@ -147,29 +142,38 @@ func (b *Buffer) restore(ops []walRecord, raws [][]byte) error {
 			if resp.Status == http.StatusRequestEntityTooLarge {
 				code = "TOO_LARGE"
 			}
-			b.finishLocked(s, &Final{Status: StatusRejected, Code: code,
-				Reason: fmt.Sprintf("state changed while the L2 node was down: op %d now gives %d %s", op.Seq, resp.Status, truncate(resp.Body))})
+			c.finish(s, &Final{Status: StatusRejected, Code: code,
+				Reason: fmt.Sprintf("state changed while the L2 node was down: op %d now gives %d %s", op.Seq, resp.Status, truncate(resp.Body))}, now)
 			return errReplayDiverged
 		}
 		s.lastTime = op.Time
 		s.wal = append(s.wal, raws[i])
-		b.reserveLocked(s)
-		b.resizeLocked(s)
+		c.reserveAll(s, now)
+		c.resize(s)
 		r := OpResult{Seq: op.Seq, Method: op.Method, Path: op.Path, Status: resp.Status, Result: resp.Body, Time: op.Time, OpHash: h.String()}
 		s.results = append(s.results, r)
 		s.events = append(s.events, Event{Type: "op", Op: &r, Status: StatusOpen})
 		switch service.Classify(s.ID, op.Seq, op.Method, op.Path) {
 		case service.KindCommit:
-			b.commitLocked(s, now)
-			b.enqueueLocked(s)
+			c.commit(s, now)
+			c.enqueue(s)
 		case service.KindAbort:
-			b.finishLocked(s, &Final{Status: StatusAborted})
+			c.finish(s, &Final{Status: StatusAborted}, now)
 			return nil // nothing follows an abort
 		case service.KindDirect:
 			s.direct = true
-			b.commitLocked(s, now)
-			b.enqueueLocked(s)
+			c.commit(s, now)
+			c.enqueue(s)
 		}
 	}
 	return nil
+}
+
+// add registers a restored session as open.
+func (c *core) add(s *state, now time.Time) {
+	c.opened++
+	s.opened = c.opened
+	c.sessions[s.ID] = s
+	c.open++
+	c.actor(s.Actor, now).open++
 }
