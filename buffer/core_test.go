@@ -208,7 +208,11 @@ func TestCoreWorkflow(t *testing.T) {
 // given: the session TTL, resubmission, the lag that sheds new sessions,
 // and L1's block time against a commit's expiry.
 func TestCoreTime(t *testing.T) {
-	e := newCoreEnv(t, func(c *Config) { c.SessionTTL = time.Minute; c.ResubmitAfter = 10 * time.Second; c.MaxLag = 2 * time.Second })
+	e := newCoreEnv(t, func(c *Config) {
+		c.SessionTTL = time.Minute
+		c.ResubmitAfter = 10 * time.Second
+		c.MaxLag = 2 * time.Second
+	})
 	idle := newSess("idle", operator1)
 	e.must(idle, http.StatusCreated, http.MethodPost, service.PathSessions, `{}`)
 	e.now = e.now.Add(time.Minute)
