@@ -32,13 +32,15 @@ type network struct {
 	localnet.Network
 }
 
-func startNetwork(t *testing.T, validators, l2 int) *network {
+// startNetwork runs duet up (with the extra flags, e.g. --app) and waits
+// for cluster.json.
+func startNetwork(t *testing.T, validators, l2 int, extra ...string) *network {
 	t.Helper()
 	home := filepath.Join(t.TempDir(), "net")
 	base := freeBasePort(t, validators+l2)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", base+200)
-	cmd := exec.Command(bin, "up", "--home", home, "--base-port", fmt.Sprint(base), "--http", httpAddr,
-		"--validators", fmt.Sprint(validators), "--l2", fmt.Sprint(l2))
+	cmd := exec.Command(bin, append([]string{"up", "--home", home, "--base-port", fmt.Sprint(base), "--http", httpAddr,
+		"--validators", fmt.Sprint(validators), "--l2", fmt.Sprint(l2)}, extra...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
