@@ -126,8 +126,10 @@ func (c *core) admit(in *Input, now time.Time, st service.Store) (s *state, fres
 		switch {
 		case in.Actor != s.Actor:
 			return nil, false, errResp(http.StatusConflict, "CONFLICT", "session id %s is in use on this node by another actor; choose another id", s.ID)
-		case s.pending:
-			return s, false, nil // its first op is executing: wait for it, then look again
+		case s.pending || s.busy:
+			// An op of it is executing (outside the core, so the session
+			// must not be read now): wait for it, then look again (claim).
+			return s, false, nil
 		}
 		if rep := c.recheck(s, in, now); rep != nil {
 			return nil, false, rep

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -357,5 +358,65 @@ func TestCoreDurableFailure(t *testing.T) {
 	}
 	if _, held := e.c.holder("test/x"); held {
 		t.Error("keys still held")
+	}
+}
+
+// TestPipelinedOps: ops of one session that arrive together (a client
+// that does not wait for each answer) never run at once: each is either
+// kept in its turn or refused as out of order (409), the session's ops
+// stay in seq order, and other sessions go on beside them. Run with -race.
+func TestPipelinedOps(t *testing.T) {
+	e := newEnv(t, nil)
+	s := newSess("pipe", operator1)
+	e.start(s, "PKG-1")
+	other := newSess("other", operator2)
+	e.start(other, "PKG-2")
+	var ins []*Input
+	for _, st := range [][3]string{
+		{http.MethodPost, pkgPath("PKG-1", "scan"), `{}`},
+		{http.MethodPost, pkgPath("PKG-1", "validate"), validateBody},
+		{http.MethodPost, pkgPath("PKG-1", "qc"), qcBody},
+		{http.MethodPost, pkgPath("PKG-1", "label"), labelBody},
+	} {
+		in := s.next(st[0], st[1], st[2])
+		ins = append(ins, in)
+		s.advance(in)
+	}
+	kept := 1 // the start
+	for round := 0; kept < 5; round++ {
+		if round == 50 {
+			t.Fatalf("after 50 rounds, %d ops kept", kept)
+		}
+		reps := make(chan *Reply, len(ins))
+		for _, in := range ins[kept-1:] {
+			go func() { reps <- e.buf.Do(context.Background(), in) }()
+		}
+		otherRep := make(chan *Reply, 1)
+		if round < 1 {
+			go func() { otherRep <- e.do(other, http.MethodPost, pkgPath("PKG-2", "scan"), `{}`) }()
+		} else {
+			otherRep <- &Reply{Resp: service.Response{Status: http.StatusOK}}
+		}
+		for range ins[kept-1:] {
+			rep := <-reps
+			switch {
+			case rep.Resp.OK():
+				kept++
+			case rep.Resp.Status != http.StatusConflict || errorCode(rep.Resp) != "FAILED_PRECONDITION":
+				t.Fatalf("a pipelined op: %d %s", rep.Resp.Status, rep.Resp.Body)
+			}
+		}
+		if rep := <-otherRep; !rep.Resp.OK() {
+			t.Errorf("another session's op: %d %s", rep.Resp.Status, rep.Resp.Body)
+		}
+	}
+	v, _ := e.buf.Lookup("pipe", "")
+	if len(v.Ops) != 5 {
+		t.Fatalf("ops kept: %d, want 5", len(v.Ops))
+	}
+	for i, op := range v.Ops {
+		if op.Seq != uint64(i) {
+			t.Errorf("op %d has seq %d", i, op.Seq)
+		}
 	}
 }
