@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -37,10 +38,14 @@ type Config struct {
 	// actors, if the app has one.
 	AppGenesis json.RawMessage
 	// Manual makes blocks only when the test calls Net.Block; otherwise a
-	// block is made as soon as the mempool holds a transaction.
+	// block is made as soon as the mempool holds a transaction. Net.SetManual
+	// switches later.
 	Manual bool
 	// Buffer adjusts the L2 node's buffer config (limits, batching).
 	Buffer func(*buffer.Config)
+	// Gateway adjusts the L2 node's gateway config (timeouts, logger,
+	// metrics).
+	Gateway func(*gateway.Config)
 }
 
 // NodeID is the L2 node's actor id in every Net.
@@ -61,14 +66,18 @@ type Net struct {
 	Server *httptest.Server // the L2 node's HTTP API
 	Node   servicetest.Actor
 
-	actors map[string]string
-	manual bool
-	kick   chan struct{}
-	stop   chan struct{}
-	done   chan struct{}
+	actors  map[string]string
+	handler http.Handler // the gateway Server serves
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 
-	mu      sync.Mutex // guards the mempool
-	mempool [][]byte
+	mu struct {
+		sync.Mutex
+		mempool [][]byte
+		manual  bool // blocks only on Block
+		ready   bool // what Chain.Ready reports
+	}
 
 	blockMu   sync.Mutex // one block at a time
 	height    int64
@@ -82,8 +91,8 @@ func New(t testing.TB, cfg Config) *Net {
 		t.Fatal("duettest: Config.App is required")
 	}
 	n := &Net{T: t, App: cfg.App, Node: servicetest.Actor{ID: NodeID, Role: service.RoleL2, Key: servicetest.Key(NodeID)},
-		actors: maps.Clone(cfg.Actors), manual: cfg.Manual,
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		actors: maps.Clone(cfg.Actors), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	n.mu.manual, n.mu.ready = cfg.Manual, true
 	if n.actors == nil {
 		n.actors = map[string]string{}
 	}
@@ -122,13 +131,18 @@ func New(t testing.TB, cfg Config) *Net {
 	}
 	n.Buffer = buf
 	lg.OnBlock(buf.OnBlock)
-	h, err := gateway.New(gateway.Config{Buffer: buf, App: cfg.App, Registry: lg.Registry(), Chain: (*l1)(n),
-		Node: NodeID, NodeKey: n.Node.Public()})
+	gc := gateway.Config{Buffer: buf, App: cfg.App, Registry: lg.Registry(), Chain: (*l1)(n),
+		Node: NodeID, NodeKey: n.Node.Public()}
+	if cfg.Gateway != nil {
+		cfg.Gateway(&gc)
+	}
+	h, err := gateway.New(gc)
 	if err != nil {
 		buf.Close()
 		lg.Close()
 		t.Fatalf("duettest: %v", err)
 	}
+	n.handler = h
 	n.Server = httptest.NewServer(h)
 	go n.maker()
 	t.Cleanup(n.close)
@@ -147,7 +161,13 @@ func (n *Net) close() {
 type l1 Net
 
 func (c *l1) Committed() (service.Store, int64) { return c.Ledger.Committed() }
-func (c *l1) Ready() bool                       { return true }
+
+func (c *l1) Ready() bool {
+	n := (*Net)(c)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mu.ready
+}
 
 // Submit runs CheckTx and puts what passes into the mempool, as a
 // CometBFT node's mempool does.
@@ -162,10 +182,10 @@ func (c *l1) Submit(ctx context.Context, tx []byte, retry bool) error {
 	n := (*Net)(c)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if slices.ContainsFunc(n.mempool, func(t []byte) bool { return string(t) == string(tx) }) {
+	if slices.ContainsFunc(n.mu.mempool, func(t []byte) bool { return string(t) == string(tx) }) {
 		return nil
 	}
-	n.mempool = append(n.mempool, tx)
+	n.mu.mempool = append(n.mu.mempool, tx)
 	select {
 	case n.kick <- struct{}{}:
 	default:
@@ -191,19 +211,48 @@ func (n *Net) maker() {
 		case <-n.stop:
 			return
 		case <-n.kick:
-			if !n.manual {
+			n.mu.Lock()
+			auto := !n.mu.manual && len(n.mu.mempool) > 0
+			n.mu.Unlock()
+			if auto {
 				n.Block()
 			}
 		}
 	}
 }
 
+// SetManual switches the Net to manual blocks (made only by Block) or back
+// to automatic ones; at the switch to automatic blocks, what the mempool
+// holds is made a block before SetManual returns.
+func (n *Net) SetManual(manual bool) {
+	n.mu.Lock()
+	n.mu.manual = manual
+	waiting := len(n.mu.mempool) > 0
+	n.mu.Unlock()
+	if !manual && waiting {
+		n.Block()
+	}
+}
+
+// SetReady sets what L1 reports to the L2 node's gateway as Chain.Ready
+// (true at first): false is a node still catching up, whose /readyz
+// answers 503.
+func (n *Net) SetReady(ready bool) {
+	n.mu.Lock()
+	n.mu.ready = ready
+	n.mu.Unlock()
+}
+
+// Handler is the L2 node's gateway, the handler Server serves, for tests
+// that call it without a connection (httptest.ResponseRecorder).
+func (n *Net) Handler() http.Handler { return n.handler }
+
 // Block finalizes and commits a block of everything in the mempool (maybe
 // nothing) and returns its height.
 func (n *Net) Block() int64 {
 	n.mu.Lock()
-	txs := n.mempool
-	n.mempool = nil
+	txs := n.mu.mempool
+	n.mu.mempool = nil
 	n.mu.Unlock()
 	return n.block(txs)
 }
@@ -266,7 +315,7 @@ func (n *Net) Judge(tx []byte) ([]protocol.Outcome, error) {
 func (n *Net) Mempool() [][]byte {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return slices.Clone(n.mempool)
+	return slices.Clone(n.mu.mempool)
 }
 
 // Height is the last committed height.

@@ -21,21 +21,32 @@ import (
 	"github.com/duet-bft/duet/service"
 )
 
+// stubChain is an L1 that is ready at height 1 with nothing committed.
+type stubChain struct{}
+
+func (stubChain) Committed() (service.Store, int64) { return servicetest.Store{}, 1 }
+func (stubChain) Ready() bool                       { return true }
+
 func TestNewRequiresConfig(t *testing.T) {
 	e := newEnv(t, time.Second)
+	buf, app, reg := e.n.Buffer, supplychain.App, supplychain.App.Registry
 	tests := []struct {
 		name string
 		cfg  gateway.Config
 	}{
 		{"empty", gateway.Config{}},
-		{"no buffer", gateway.Config{Registry: e.reg, Chain: e.chain}},
-		{"no registry", gateway.Config{Buffer: e.buf, Chain: e.chain}},
-		{"no chain", gateway.Config{Buffer: e.buf, Registry: e.reg}},
+		{"no buffer", gateway.Config{App: app, Registry: reg, Chain: stubChain{}}},
+		{"no app", gateway.Config{Buffer: buf, Registry: reg, Chain: stubChain{}}},
+		{"no registry", gateway.Config{Buffer: buf, App: app, Chain: stubChain{}}},
+		{"no chain", gateway.Config{Buffer: buf, App: app, Registry: reg}},
 	}
 	for _, tt := range tests {
 		if _, err := gateway.New(tt.cfg); err == nil {
 			t.Errorf("%s: got nil error", tt.name)
 		}
+	}
+	if _, err := gateway.New(gateway.Config{Buffer: buf, App: app, Registry: reg, Chain: stubChain{}}); err != nil {
+		t.Errorf("complete config: %v", err)
 	}
 }
 
@@ -121,7 +132,7 @@ func TestErrors(t *testing.T) {
 		}(), http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"malformed body", (&sess{id: "m", who: operator1}).request(http.MethodPost, service.PathSessions, `{"package_id":`), http.StatusBadRequest, "MALFORMED"},
 	}
-	before := e.chain.snapshot()
+	before := e.snapshot()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := e.serve(tt.req)
@@ -131,11 +142,11 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	if e.chain.snapshot() != before {
-		t.Error("committed state changed")
+	if got := e.snapshot(); got != before {
+		t.Errorf("L1 changed: got %s, want %s", got, before)
 	}
 	for _, id := range []string{"err-1", "q", "nobody", "x", "gap", "r", "m", "dot"} {
-		if v, ok := e.buf.Lookup(id, ""); ok {
+		if v, ok := e.n.Buffer.Lookup(id, ""); ok {
 			t.Errorf("refused request left session %s: %+v", id, v)
 		}
 	}
@@ -172,20 +183,17 @@ func TestHealth(t *testing.T) {
 		t.Errorf("/healthz: got %d %s, want 200 JSON", rec.Code, rec.Body)
 	}
 	tests := []struct {
-		ready  bool
-		height int64
-		want   int
+		ready bool
+		want  int
 	}{
-		{false, 10, http.StatusServiceUnavailable},
-		{true, 0, http.StatusServiceUnavailable},
-		{false, 0, http.StatusServiceUnavailable},
-		{true, 10, http.StatusOK},
+		{false, http.StatusServiceUnavailable},
+		{true, http.StatusOK},
 	}
 	for _, tt := range tests {
-		e.chain.setReady(tt.ready, tt.height)
+		e.n.SetReady(tt.ready)
 		rec := e.get("/readyz")
 		if rec.Code != tt.want {
-			t.Errorf("/readyz ready %v height %d: got %d, want %d", tt.ready, tt.height, rec.Code, tt.want)
+			t.Errorf("/readyz ready %v: got %d, want %d", tt.ready, rec.Code, tt.want)
 		}
 		if tt.want != http.StatusOK {
 			wantError(t, rec, tt.want, "UNAVAILABLE")
@@ -195,8 +203,8 @@ func TestHealth(t *testing.T) {
 			Status string `json:"status"`
 			Height int64  `json:"height"`
 		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Status != "ready" || out.Height != tt.height {
-			t.Errorf("/readyz body: %s", rec.Body)
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Status != "ready" || out.Height != e.n.Height() {
+			t.Errorf("/readyz body: got %s, want height %d", rec.Body, e.n.Height())
 		}
 	}
 }
@@ -210,7 +218,7 @@ func TestMetrics(t *testing.T) {
 	e.must(s, http.StatusCreated, http.MethodPost, service.PathSessions, `{}`)
 	e.must(s, http.StatusAccepted, http.MethodPost, service.CommitPath(s.id), `{}`)
 	e.op(&sess{id: "m-2", who: operator1, seq: 1}, http.MethodPost, service.PathSessions, `{}`)
-	e.chain.next(t)
+	e.next(t)
 	rec := e.get("/metrics")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("/metrics: got %d", rec.Code)
@@ -220,7 +228,7 @@ func TestMetrics(t *testing.T) {
 		`duet_l2_step_seconds_count{kind="step",status="2xx"} 2`,
 		`duet_l2_step_seconds_count{kind="step",status="4xx"} 1`,
 		"duet_wal_fsync_records_count ",
-		"duet_l1_batch_bundles_count 1",
+		"duet_l1_batch_bundles_count 2", // PKG-1's creation, then m-1
 		"duet_l1_queue_bundles 0",
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
@@ -261,14 +269,14 @@ func TestNode(t *testing.T) {
 		PublicKey []byte `json:"public_key"`
 	}
 	rec := e.get("/v1/node")
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.ID != node.ID || !bytes.Equal(out.PublicKey, node.Public()) {
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.ID != duettest.NodeID || !bytes.Equal(out.PublicKey, e.n.Node.Public()) {
 		t.Errorf("/v1/node: got %s", rec.Body)
 	}
 }
 
 // decodeReceipt decodes the Duet-Receipt header of an answer and verifies
 // its signature with the node key.
-func decodeReceipt(t *testing.T, rec *httptest.ResponseRecorder) gateway.Receipt {
+func (e *env) decodeReceipt(t *testing.T, rec *httptest.ResponseRecorder) gateway.Receipt {
 	t.Helper()
 	h := rec.Header().Get(gateway.HeaderReceipt)
 	if h == "" {
@@ -282,7 +290,7 @@ func decodeReceipt(t *testing.T, rec *httptest.ResponseRecorder) gateway.Receipt
 	if err := json.Unmarshal(raw, &rc); err != nil {
 		t.Fatalf("Duet-Receipt is not JSON: %v", err)
 	}
-	if !rc.Verify(node.Public(), rc.Signature) {
+	if !rc.Verify(e.n.Node.Public(), rc.Signature) {
 		t.Error("receipt signature does not verify with the node key")
 	}
 	return rc
@@ -323,8 +331,8 @@ func TestSessionOverHTTP(t *testing.T) {
 		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 			t.Errorf("op %d: Content-Type %q", i, ct)
 		}
-		rc := decodeReceipt(t, rec)
-		if rc.Node != node.ID || rc.Session != s.id || rc.Seq != uint64(i) || rc.Op != opHash ||
+		rc := e.decodeReceipt(t, rec)
+		if rc.Node != duettest.NodeID || rc.Session != s.id || rc.Seq != uint64(i) || rc.Op != opHash ||
 			rc.Result != protocol.ResultHash(rec.Code, rec.Body.Bytes()) {
 			t.Errorf("op %d: receipt %+v does not match the op and its answer", i, rc.Receipt)
 		}
@@ -350,7 +358,7 @@ func TestSessionOverHTTP(t *testing.T) {
 	}
 
 	e.must(s, http.StatusAccepted, http.MethodPost, service.CommitPath(s.id), `{}`)
-	sub := e.chain.next(t)
+	e.next(t)
 	for view, want := range map[string]string{"": supplychain.StageValidated, "?view=l2": supplychain.StageValidated, "?view=committed": supplychain.StageCreated} {
 		rec := e.get("/v1/packages/PKG-1" + view)
 		var p struct {
@@ -360,9 +368,9 @@ func TestSessionOverHTTP(t *testing.T) {
 			t.Errorf("GET package%s: got %d %s, want stage %s", view, rec.Code, rec.Body, want)
 		}
 	}
-	h := e.chain.judge(t, e.reg, e.buf, sub, protocol.CodeOK)
+	h := e.n.Block()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if v, _ := e.buf.Lookup("wf-1", ""); v.Final != nil {
+		if v, _ := e.n.Buffer.Lookup("wf-1", ""); v.Final != nil {
 			if v.Final.Status != buffer.StatusCommitted || v.Final.Height != h {
 				t.Fatalf("final: %+v", v.Final)
 			}
@@ -435,7 +443,8 @@ func TestEventsSSE(t *testing.T) {
 	recv(2) // the past: start and scan
 	e.must(s, http.StatusAccepted, http.MethodPost, service.CommitPath(s.id), `{}`)
 	recv(2) // commit op and status
-	h := e.chain.judge(t, e.reg, e.buf, e.chain.next(t), protocol.CodeOK)
+	e.next(t)
+	h := e.n.Block()
 	recv(1)
 	want := "op:open op:open op:open status:committing final:committed"
 	if strings.Join(got, " ") != want {

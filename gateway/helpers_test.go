@@ -3,178 +3,40 @@ package gateway_test
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/buffer"
+	"github.com/duet-bft/duet/duettest"
 	"github.com/duet-bft/duet/gateway"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
 	"github.com/duet-bft/duet/service/servicetest"
 )
 
-// fakeChain is L1 as the gateway and the buffer see it: a committed store
-// in memory, readiness, and a Submit that records decoded batches.
-type fakeChain struct {
-	subs chan submission
-
-	mu     sync.Mutex
-	kv     map[string]entry
-	height int64
-	ready  bool
-}
-
-type entry struct {
-	value   []byte
-	version uint64
-}
-
-type submission struct {
-	hash  string
-	batch *protocol.Batch
-}
-
-type chainStore struct{ c *fakeChain }
-
-func (s chainStore) Get(key string) ([]byte, uint64, error) {
-	s.c.mu.Lock()
-	defer s.c.mu.Unlock()
-	e := s.c.kv[key]
-	return e.value, e.version, nil
-}
-
-func (c *fakeChain) Committed() (service.Store, int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return chainStore{c}, c.height
-}
-
-func (c *fakeChain) Ready() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ready
-}
-
-func (c *fakeChain) setReady(ready bool, height int64) {
-	c.mu.Lock()
-	c.ready, c.height = ready, height
-	c.mu.Unlock()
-}
-
-func (c *fakeChain) Submit(ctx context.Context, tx []byte, retry bool) error {
-	b, err := protocol.DecodeBatch(tx)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(tx)
-	select {
-	case c.subs <- submission{hash: strings.ToUpper(hex.EncodeToString(sum[:])), batch: b}:
-	default: // nobody judges (the fuzz target): L1 never answers
-	}
-	return nil
-}
-
-func (c *fakeChain) putJSON(key string, v any) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.height++
-	c.kv[key] = entry{service.MustJSON(v), uint64(c.height)}
-}
-
-// snapshot renders the committed state for comparison.
-func (c *fakeChain) snapshot() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(c.kv)) {
-		e := c.kv[k]
-		b.WriteString(k + "@" + strconv.FormatUint(e.version, 10) + "=" + string(e.value) + "\n")
-	}
-	return b.String()
-}
-
-func (c *fakeChain) entries() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.kv)
-}
-
-func (c *fakeChain) next(t *testing.T) submission {
-	t.Helper()
-	select {
-	case s := <-c.subs:
-		return s
-	case <-time.After(5 * time.Second):
-		t.Fatal("no batch submitted within 5s")
-		return submission{}
-	}
-}
-
-// judge commits a block with verdict code on every bundle of sub; an OK
-// bundle is re-executed on the committed state and its writes applied.
-func (c *fakeChain) judge(t *testing.T, reg *service.Registry, buf *buffer.Buffer, sub submission, code protocol.Code) int64 {
-	t.Helper()
-	var writes []service.KV
-	res := protocol.TxResult{Hash: sub.hash}
-	for _, b := range sub.batch.Bundles {
-		reason := ""
-		if code == protocol.CodeOK {
-			s := buffer.NewSession(b.Session, b.Actor, chainStore{c})
-			for i, op := range b.Ops {
-				resp, _, _ := s.Step(reg, uint64(i), op)
-				if resp.Hash() != op.Result {
-					t.Fatalf("bundle %s op %d: re-execution differs from the claimed result", b.Session, i)
-				}
-			}
-			writes = append(writes, s.Tx().Writes()...)
-		} else {
-			reason = "test verdict " + code.String()
-		}
-		res.Outcomes = append(res.Outcomes, protocol.Outcome{Session: b.Session, Code: code})
-		res.Reasons = append(res.Reasons, reason)
-	}
-	c.mu.Lock()
-	c.height++
-	h := c.height
-	for _, kv := range writes {
-		c.kv[kv.Key] = entry{kv.Value, uint64(h)}
-	}
-	if code == protocol.CodeOK {
-		for _, b := range sub.batch.Bundles {
-			c.kv[service.SessionKey(b.Actor, b.Session)] = entry{service.MustJSON(service.SessionRecord{Session: b.Session,
-				Actor: b.Actor, Node: b.Node, Height: h, TxHash: sub.hash, Ops: len(b.Ops)}), uint64(h)}
-		}
-	}
-	c.mu.Unlock()
-	buf.OnBlock(protocol.Block{Height: h, Txs: []protocol.TxResult{res}})
-	return h
-}
-
 type actor = servicetest.Actor
 
+// The genesis actors of every env besides the L2 node (duettest.NodeID),
+// with the keys the Net registers for them.
 var (
-	supplier  = servicetest.NewActor("supplier-1", supplychain.RoleSupplier, 2)
-	operator1 = servicetest.NewActor("operator-1", supplychain.RoleOperator, 3)
-	operator2 = servicetest.NewActor("operator-2", supplychain.RoleOperator, 4)
-	courier   = servicetest.NewActor("courier-1", supplychain.RoleCourier, 5)
-	node      = servicetest.NewActor("l2-0", service.RoleL2, 6)
+	supplier  = actor{ID: "supplier-1", Role: supplychain.RoleSupplier, Key: servicetest.Key("supplier-1")}
+	operator1 = actor{ID: "operator-1", Role: supplychain.RoleOperator, Key: servicetest.Key("operator-1")}
+	operator2 = actor{ID: "operator-2", Role: supplychain.RoleOperator, Key: servicetest.Key("operator-2")}
+	courier   = actor{ID: "courier-1", Role: supplychain.RoleCourier, Key: servicetest.Key("courier-1")}
 )
 
 var testItems = []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}, {SKU: "SKU-2", Name: "Gadget", Qty: 1}}
@@ -212,14 +74,15 @@ func (p *panicLog) take() []string {
 	return out
 }
 
-// env is a gateway over a real buffer on a fake chain.
+// env is an L2 node of the supply chain (the real buffer behind the real
+// gateway) on a real L1 ledger, joined in one process by duettest. PKG-1
+// exists on L1, created by supplier-1; from then on blocks are manual: L1
+// commits what the node submits only when the test calls n.Block.
 type env struct {
-	t     testing.TB
-	chain *fakeChain
-	reg   *service.Registry
-	buf   *buffer.Buffer
-	h     http.Handler
-	log   *panicLog
+	t   testing.TB
+	n   *duettest.Net
+	h   http.Handler
+	log *panicLog
 }
 
 func newEnv(t testing.TB, directTimeout time.Duration) *env {
@@ -230,38 +93,81 @@ func newEnv(t testing.TB, directTimeout time.Duration) *env {
 // newEnvWith is newEnv with the buffer's config adjusted.
 func newEnvWith(t testing.TB, directTimeout time.Duration, adjust func(*buffer.Config)) *env {
 	t.Helper()
-	e := &env{t: t, chain: &fakeChain{subs: make(chan submission, 64), kv: map[string]entry{}, ready: true}, reg: supplychain.New(), log: &panicLog{}}
-	for _, a := range []actor{supplier, operator1, operator2, courier, node} {
-		e.chain.putJSON(service.ActorKey(a.ID), service.Actor{ID: a.ID, Role: a.Role, Org: "org-" + a.ID, PublicKey: a.Public()})
-	}
-	e.chain.putJSON(supplychain.CourierKey("courier-1"), supplychain.Courier{ID: "courier-1", Name: "Courier One", ActorID: courier.ID})
-	e.chain.putJSON(supplychain.PackageKey("PKG-1"), supplychain.Package{ID: "PKG-1", Supplier: supplier.ID,
-		Destination: "DC Jakarta", Items: testItems, ManifestSignature: manifestSig("PKG-1"), CreatedAt: 1,
-		Stage: supplychain.StageCreated, HistoryLen: 1, HistoryChunks: 1})
-	e.chain.putJSON(supplychain.HistoryKey("PKG-1", 0), []supplychain.Event{{Step: supplychain.StepCreate, Actor: supplier.ID, Session: "c", Time: 1}})
+	e := &env{t: t, log: &panicLog{}}
 	// Wired as an L2 node wires them: the metrics observe the buffer.
 	preg := prometheus.NewRegistry()
 	metrics, err := gateway.NewMetrics(preg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bc := buffer.Config{Node: node.ID, Key: node.Key, Registry: e.reg,
-		WALPath: filepath.Join(t.TempDir(), "wal.log"), BatchInterval: time.Millisecond, Observer: metrics}
-	if adjust != nil {
-		adjust(&bc)
-	}
-	buf, err := buffer.Open(bc, e.chain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { buf.Close() })
-	e.buf = buf
-	e.h, err = gateway.New(gateway.Config{Buffer: buf, App: supplychain.App, Registry: e.reg, Chain: e.chain, Node: node.ID,
-		NodeKey: node.Public(), DirectTimeout: directTimeout, Metrics: metrics, Gatherer: preg, Logger: slog.New(e.log)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.n = duettest.New(t, duettest.Config{App: supplychain.App,
+		Actors: map[string]string{supplier.ID: supplier.Role, operator1.ID: operator1.Role, operator2.ID: operator2.Role, courier.ID: courier.Role},
+		Buffer: func(c *buffer.Config) {
+			c.Observer = metrics
+			if adjust != nil {
+				adjust(c)
+			}
+		},
+		Gateway: func(c *gateway.Config) {
+			c.DirectTimeout, c.Logger = directTimeout, slog.New(e.log)
+			c.Metrics, c.Gatherer = metrics, preg
+		}})
+	e.h = e.n.Handler()
+	e.createPKG1()
+	e.n.SetManual(true)
 	return e
+}
+
+// createPKG1 creates PKG-1 as supplier-1 in direct mode, while blocks are
+// automatic. The op goes to the buffer rather than through the gateway,
+// so that the gateway's step metrics start at zero.
+func (e *env) createPKG1() {
+	e.t.Helper()
+	s := &sess{id: "create-PKG-1", who: supplier}
+	body := createBody("PKG-1")
+	sig := s.sign(http.MethodPost, supplychain.PathPackages, body)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rep := e.n.Buffer.Do(ctx, &buffer.Input{Session: s.id, Seq: 0, Actor: supplier.ID, Method: http.MethodPost,
+		Path: supplychain.PathPackages, Body: []byte(body), Signature: sig, Expires: s.exp})
+	if rep.Resp.Status != http.StatusCreated || rep.Final == nil || rep.Final.Status != buffer.StatusCommitted {
+		e.t.Fatalf("create PKG-1: got %d %s, final %+v; want 201 committed by L1", rep.Resp.Status, rep.Resp.Body, rep.Final)
+	}
+}
+
+// createBody is supplier-1's request to create package id.
+func createBody(id string) string {
+	return string(service.MustJSON(map[string]any{"id": id, "destination": "DC Jakarta", "items": testItems,
+		"manifest_signature": manifestSig(id)}))
+}
+
+// next waits (5 s at most) until the node has submitted a batch to L1,
+// which waits in the mempool for n.Block, and returns its hash.
+func (e *env) next(t *testing.T) string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if txs := e.n.Mempool(); len(txs) > 0 {
+			return duettest.TxHash(txs[0])
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no batch submitted within 5s")
+		}
+	}
+}
+
+// snapshot renders L1's committed state (its height and app hash) and
+// what waits in the mempool to be committed, for comparison.
+func (e *env) snapshot() string {
+	info, err := e.n.Ledger.Info(context.Background(), &abci.RequestInfo{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "height %d, app hash %X; mempool:", e.n.Height(), info.LastBlockAppHash)
+	for _, tx := range e.n.Mempool() {
+		b.WriteString(" " + duettest.TxHash(tx))
+	}
+	return b.String()
 }
 
 // serve runs one request through the handler.
@@ -287,18 +193,23 @@ type sess struct {
 	exp  int64 // expiry of the last request signed
 }
 
-// request signs the session's next op as the SDK does, expiring in 10
-// minutes.
-func (s *sess) request(method, path, body string) *http.Request {
+// sign signs the session's next op as the SDK does, expiring in 10
+// minutes (s.exp).
+func (s *sess) sign(method, path, body string) []byte {
 	s.exp = time.Now().Add(10 * time.Minute).UnixMilli()
-	signed := protocol.OpBytes(s.id, s.seq, s.prev, method, path, []byte(body), s.exp)
+	return ed25519.Sign(s.who.Key, protocol.OpBytes(s.id, s.seq, s.prev, method, path, []byte(body), s.exp))
+}
+
+// request is the session's next op, signed, as an HTTP request.
+func (s *sess) request(method, path, body string) *http.Request {
+	sig := s.sign(method, path, body)
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(gateway.HeaderActor, s.who.ID)
 	req.Header.Set(gateway.HeaderSession, s.id)
 	req.Header.Set(gateway.HeaderSeq, strconv.FormatUint(s.seq, 10))
 	req.Header.Set(gateway.HeaderExpires, strconv.FormatInt(s.exp, 10))
-	req.Header.Set(gateway.HeaderSignature, base64.StdEncoding.EncodeToString(ed25519.Sign(s.who.Key, signed)))
+	req.Header.Set(gateway.HeaderSignature, base64.StdEncoding.EncodeToString(sig))
 	return req
 }
 

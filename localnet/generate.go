@@ -126,7 +126,10 @@ func LoadOrGenerate(spec Spec) (*Network, error) {
 		if err := json.Unmarshal(raw, &n); err != nil {
 			return nil, fmt.Errorf("localnet: %s: %w", path, err)
 		}
-		if n.App != spec.App.Name || n.AppVersion != spec.App.Version {
+		switch {
+		case n.App == "":
+			return nil, fmt.Errorf("localnet: %s holds a network made before networks recorded their application; remove it or use another --home", spec.Dir)
+		case n.App != spec.App.Name || n.AppVersion != spec.App.Version:
 			return nil, fmt.Errorf("localnet: %s holds a network of %s %s, not %s; use another --home (or --app %s)",
 				spec.Dir, n.App, n.AppVersion, spec.App, n.App)
 		}
