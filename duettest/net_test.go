@@ -3,13 +3,18 @@ package duettest_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	_ "github.com/duet-bft/duet/apps/assets"
 	"github.com/duet-bft/duet/apps/supplychain"
+	"github.com/duet-bft/duet/client"
 	"github.com/duet-bft/duet/duettest"
+	"github.com/duet-bft/duet/gateway"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
 )
@@ -58,6 +63,38 @@ func TestNetWorkflow(t *testing.T) {
 	}
 	if got := stage(t, n, "PKG-1"); got != supplychain.StageLabeled {
 		t.Fatalf("L1 stage after the commit: %s", got)
+	}
+}
+
+// TestNetSwitches: Config.Gateway reaches the gateway (a short direct-mode
+// timeout); a manual Net keeps the node's batch in the mempool until
+// SetManual(false) makes it a block; /readyz follows SetReady.
+func TestNetSwitches(t *testing.T) {
+	n := duettest.New(t, duettest.Config{App: supplychain.App, Actors: demoActors(supplychain.App, 1), Manual: true,
+		Gateway: func(c *gateway.Config) { c.DirectTimeout = 50 * time.Millisecond }})
+	h := n.Height()
+	_, err := supplychain.CreatePackage(context.Background(), n.Client(), n.Signer("supplier-1"), "c-1",
+		supplychain.NewPackage{ID: "PKG-1", Destination: "DC", Items: []supplychain.Item{{SKU: "SKU-1", Name: "Widget", Qty: 3}}})
+	if ce := (*client.Error)(nil); !errors.As(err, &ce) || ce.Status != http.StatusServiceUnavailable {
+		t.Fatalf("direct-mode create with no blocks: got %v, want 503 after the gateway's 50ms", err)
+	}
+	if got := len(n.Mempool()); got != 1 || n.Height() != h {
+		t.Fatalf("manual Net: %d txs in the mempool at height %d; want 1 at %d", got, n.Height(), h)
+	}
+	n.SetManual(false)
+	if got := len(n.Mempool()); got != 0 || n.Height() != h+1 {
+		t.Fatalf("after SetManual(false): %d txs in the mempool at height %d; want 0 at %d", got, n.Height(), h+1)
+	}
+	if f := n.Wait("c-1", "supplier-1"); f.Status != protocol.StatusCommitted || f.Height != h+1 {
+		t.Fatalf("create: %+v; want committed at %d", f, h+1)
+	}
+	for _, ready := range []bool{false, true} {
+		n.SetReady(ready)
+		rec := httptest.NewRecorder()
+		n.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if want := map[bool]int{false: http.StatusServiceUnavailable, true: http.StatusOK}[ready]; rec.Code != want {
+			t.Errorf("/readyz ready %v: got %d %s, want %d", ready, rec.Code, rec.Body, want)
+		}
 	}
 }
 

@@ -16,9 +16,11 @@ import (
 
 	"github.com/duet-bft/duet/apps/supplychain"
 	"github.com/duet-bft/duet/buffer"
+	"github.com/duet-bft/duet/duettest"
 	"github.com/duet-bft/duet/gateway"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
+	"github.com/duet-bft/duet/service/servicetest"
 )
 
 // stubChain is an L1 that is ready at height 1 with nothing committed.
@@ -470,40 +472,62 @@ func TestEventsSSE(t *testing.T) {
 // TestDirectOverHTTP: a direct-mode op is answered after L1 with the L1
 // references, 409 with L1's code when rejected, 503 when L1 is too slow.
 func TestDirectOverHTTP(t *testing.T) {
-	createBody := func(id string) string {
-		return string(service.MustJSON(map[string]any{"id": id, "destination": "DC Jakarta", "items": testItems,
-			"manifest_signature": manifestSig(id)}))
-	}
 	t.Run("committed", func(t *testing.T) {
 		e := newEnv(t, 5*time.Second)
 		done := make(chan *httptest.ResponseRecorder, 1)
 		go func() {
 			done <- e.op(&sess{id: "create-PKG-9", who: supplier}, http.MethodPost, supplychain.PathPackages, createBody("PKG-9"))
 		}()
-		sub := e.chain.next(t)
-		h := e.chain.judge(t, e.reg, e.buf, sub, protocol.CodeOK)
+		hash := e.next(t)
+		h := e.n.Block()
 		rec := <-done
 		if rec.Code != http.StatusCreated || rec.Header().Get(gateway.HeaderL1Height) != strconv.FormatInt(h, 10) ||
-			rec.Header().Get(gateway.HeaderL1Tx) != sub.hash {
+			rec.Header().Get(gateway.HeaderL1Tx) != hash {
 			t.Errorf("direct: got %d %s, L1 %s %s; want 201 at %d %s", rec.Code, rec.Body,
-				rec.Header().Get(gateway.HeaderL1Height), rec.Header().Get(gateway.HeaderL1Tx), h, sub.hash)
+				rec.Header().Get(gateway.HeaderL1Height), rec.Header().Get(gateway.HeaderL1Tx), h, hash)
 		}
-		decodeReceipt(t, rec)
+		e.decodeReceipt(t, rec)
 		if got := e.get("/metrics").Body.String(); !strings.Contains(got, `duet_l2_step_seconds_count{kind="direct",status="2xx"} 1`) {
 			t.Error("direct op not counted as kind direct")
 		}
 	})
 	t.Run("rejected", func(t *testing.T) {
+		// While the node's create of PKG-9 waits in the mempool, another
+		// session of the supplier (a bundle L1 is handed directly) creates
+		// PKG-9 first. The node's bundle read pkg/PKG-9 when it did not
+		// exist: L1 answers CONFLICT; re-executed on the new state, the op
+		// answers otherwise (the package exists), so the node rejects it.
 		e := newEnv(t, 5*time.Second)
 		done := make(chan *httptest.ResponseRecorder, 1)
 		go func() {
 			done <- e.op(&sess{id: "create-PKG-9", who: supplier}, http.MethodPost, supplychain.PathPackages, createBody("PKG-9"))
 		}()
-		e.chain.judge(t, e.reg, e.buf, e.chain.next(t), protocol.CodeResultMismatch)
+		e.next(t)
+		st, _ := e.n.Ledger.Committed()
+		rival := buffer.NewSession("rival-PKG-9", supplier.ID, st)
+		now := time.Now().UnixMilli()
+		exp := now + 10*60*1000
+		body := []byte(createBody("PKG-9"))
+		sig := ed25519.Sign(supplier.Key, protocol.OpBytes(rival.ID, 0, rival.Prev(), http.MethodPost, supplychain.PathPackages, body, exp))
+		resp, _, err := rival.Step(e.n.Ledger.Registry(), 0, protocol.Op{Method: http.MethodPost, Path: supplychain.PathPackages,
+			Body: body, Signature: sig, Time: now, Expires: exp})
+		if err != nil || resp.Status != http.StatusCreated {
+			t.Fatalf("rival create: got %d %s, %v; want 201", resp.Status, resp.Body, err)
+		}
+		b := rival.Bundle(duettest.NodeID, e.n.Node.Key, 0)
+		outs, err := e.n.Judge(protocol.EncodeBatch(&protocol.Batch{Bundles: []protocol.Bundle{b}}))
+		if err != nil || len(outs) != 1 || outs[0].Code != protocol.CodeOK {
+			t.Fatalf("rival create on L1: got %+v, %v; want OK", outs, err)
+		}
+		e.n.Block()
 		rec := <-done
-		wantError(t, rec, http.StatusConflict, "RESULT_MISMATCH")
-		if rec.Header().Get(gateway.HeaderL1Height) != "" {
-			t.Error("rejected direct op has an L1 height")
+		wantError(t, rec, http.StatusConflict, "CONFLICT")
+		if rec.Header().Get(gateway.HeaderL1Height) != "" || rec.Header().Get(gateway.HeaderL1Tx) != "" {
+			t.Error("rejected direct op has L1 references")
+		}
+		if rec := e.get("/v1/packages/PKG-9/history?view=committed"); !strings.Contains(rec.Body.String(), `"session":"rival-PKG-9"`) ||
+			strings.Contains(rec.Body.String(), `"session":"create-PKG-9"`) {
+			t.Errorf("committed history of PKG-9: %s; want the rival's create alone", rec.Body)
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
@@ -520,14 +544,14 @@ func TestDirectOverHTTP(t *testing.T) {
 // TestQueryDoesNotWrite: queries answer JSON and never write.
 func TestQueryDoesNotWrite(t *testing.T) {
 	e := newEnv(t, time.Second)
-	before := e.chain.snapshot()
+	before := e.snapshot()
 	for _, target := range []string{"/v1/packages/PKG-1", "/v1/packages/PKG-1/history", "/v1/couriers/courier-1", "/v1/couriers/nobody?view=committed"} {
 		rec := e.get(target)
 		if !json.Valid(rec.Body.Bytes()) || rec.Header().Get("Content-Type") != "application/json" {
 			t.Errorf("GET %s: %d %s", target, rec.Code, rec.Body)
 		}
 	}
-	if e.chain.snapshot() != before {
-		t.Error("queries changed the committed state")
+	if got := e.snapshot(); got != before {
+		t.Errorf("queries changed L1: got %s, want %s", got, before)
 	}
 }
