@@ -246,21 +246,6 @@ type Buffer struct {
 	wg        sync.WaitGroup
 }
 
-// view is the store a session executes on: the latest committed state,
-// refusing keys another live session of this node holds.
-type view struct {
-	b *Buffer
-	s *state
-}
-
-func (v view) Get(key string) ([]byte, uint64, error) {
-	if holder, ok := v.b.core.holder(key); ok && holder != v.s.ID {
-		return nil, 0, fmt.Errorf("%w: %s is held by session %s", service.ErrHeld, key, holder)
-	}
-	st, _ := v.b.chain.Committed()
-	return st.Get(key)
-}
-
 // Open replays the WAL at cfg.WALPath (re-executing every live session on
 // the current committed state), compacts it, and starts the committer,
 // which compacts it again whenever it grew by Config.CompactAt.
@@ -272,7 +257,7 @@ func Open(cfg Config, chain Chain) (*Buffer, error) {
 	b := &Buffer{cfg: cfg, chain: chain, log: cfg.Logger, obs: cfg.Observer,
 		subs: map[*state]map[chan Event]struct{}{}, waiters: map[*state][]chan struct{}{},
 		kick: make(chan struct{}, 1), blocks: make(chan protocol.Block, 1024), stop: make(chan struct{})}
-	b.core = newCore(cfg, func(s *state) service.Store { return view{b, s} })
+	b.core = newCore(cfg, func() service.Store { st, _ := chain.Committed(); return st })
 	raw, err := ReadWAL(cfg.FS, cfg.WALPath)
 	if err != nil {
 		return nil, err

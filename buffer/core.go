@@ -32,8 +32,8 @@ import (
 // safe to read concurrently for that), and just before its session keeps
 // it, reserveOp checks and takes its keys and quotas in one call.
 type core struct {
-	cfg  Config
-	view func(s *state) service.Store // the store a session executes on (the driver's view)
+	cfg       Config
+	committed func() service.Store // L1's latest committed state (the driver's follower)
 
 	sessions map[string]*state
 	actors   map[string]*actorUse
@@ -62,8 +62,23 @@ type sessionEvent struct {
 	ev Event
 }
 
-func newCore(cfg Config, view func(*state) service.Store) *core {
-	return &core{cfg: cfg, view: view, sessions: map[string]*state{}, actors: map[string]*actorUse{}, inflight: map[string][]*state{}}
+func newCore(cfg Config, committed func() service.Store) *core {
+	return &core{cfg: cfg, committed: committed, sessions: map[string]*state{}, actors: map[string]*actorUse{}, inflight: map[string][]*state{}}
+}
+
+// view is the store a session executes on: L1's latest committed state,
+// refusing keys another live session of this node holds. Executing ops
+// read it outside the driver's lock (holder is safe for that).
+type view struct {
+	c *core
+	s *state
+}
+
+func (v view) Get(key string) ([]byte, uint64, error) {
+	if holder, ok := v.c.holder(key); ok && holder != v.s.ID {
+		return nil, 0, fmt.Errorf("%w: %s is held by session %s", service.ErrHeld, key, holder)
+	}
+	return v.c.committed().Get(key)
 }
 
 // ready returns what the calls since the last ready left to do.
@@ -212,7 +227,7 @@ func (c *core) release(s *state, fresh bool) {
 // newState returns a session for the core to register.
 func (c *core) newState(id, actor string) *state {
 	s := &state{status: StatusOpen}
-	s.Session = NewSession(id, actor, c.view(s))
+	s.Session = NewSession(id, actor, view{c, s})
 	s.MaxBytes = c.cfg.MaxSessionBytes
 	return s
 }
@@ -716,7 +731,7 @@ func (c *core) rebase(s *state, reason string, now time.Time) {
 		return
 	}
 	c.releaseKeys(s)
-	fresh := NewSession(s.ID, s.Actor, c.view(s))
+	fresh := NewSession(s.ID, s.Actor, view{c, s})
 	fresh.MaxBytes = c.cfg.MaxSessionBytes
 	for _, op := range s.ops {
 		resp, _, err := fresh.Step(c.cfg.Registry, fresh.Seq(), op)

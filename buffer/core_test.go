@@ -3,7 +3,6 @@ package buffer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,21 +42,8 @@ func newCoreEnv(t *testing.T, adjust func(*Config)) *coreEnv {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	e.c = newCore(cfg, func(s *state) service.Store { return coreView{e, s} })
+	e.c = newCore(cfg, func() service.Store { return e.st })
 	return e
-}
-
-// coreView is what the driver's view does, on the test's store.
-type coreView struct {
-	e *coreEnv
-	s *state
-}
-
-func (v coreView) Get(key string) ([]byte, uint64, error) {
-	if h, ok := v.e.c.holder(key); ok && h != v.s.ID {
-		return nil, 0, fmt.Errorf("%w: %s is held by session %s", service.ErrHeld, key, h)
-	}
-	return v.e.st.Get(key)
 }
 
 // op is one op in flight through the core, split as the driver splits it.
