@@ -267,7 +267,8 @@ func Open(cfg Config, chain Chain) (*Buffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd := b.core.ready() // the log is rewritten with the live sessions: their ends need no records
+	rd := b.core.ready()
+	rd.Records = nil // the log is rewritten with the live sessions only: the ends of the others need no records
 	if err := Rewrite(cfg.FS, cfg.WALPath, live); err != nil {
 		return nil, fmt.Errorf("buffer: compact wal: %w", err)
 	}
@@ -277,11 +278,11 @@ func Open(cfg Config, chain Chain) (*Buffer, error) {
 	}
 	b.wal = w
 	b.compact = w.Size() + cfg.CompactAt
+	b.mu.Lock()
+	b.apply(rd)
+	b.mu.Unlock()
 	b.wg.Add(1)
 	go b.committer()
-	if rd.Kick {
-		b.rekick()
-	}
 	return b, nil
 }
 
@@ -389,7 +390,9 @@ func (b *Buffer) Do(ctx context.Context, in *Input) *Reply {
 // run executes an admitted op on session s. retry: s is gone (the op that
 // was opening it failed): admit the op again.
 func (b *Buffer) run(ctx context.Context, s *state, fresh bool, in *Input) (*Reply, bool) {
-	s.exec.Lock()
+	if !fresh {
+		s.exec.Lock() // a new session's is held since its admission
+	}
 	unlocked := false
 	unlock := func() {
 		if !unlocked {
@@ -413,14 +416,14 @@ func (b *Buffer) run(ctx context.Context, s *state, fresh bool, in *Input) (*Rep
 		b.mu.Unlock()
 	}
 	if rep != nil {
-		b.do(func(c *core) { c.release(s, fresh) })
+		b.do(func(c *core) { c.release(s, fresh, now) })
 		return rep, false
 	}
 	kind := service.Classify(in.Session, in.Seq, in.Method, in.Path)
 	s.check = func(tx *service.Tx, resp service.Response, size int) error {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		return b.core.reserveOp(s, fresh, kind, tx.OpKeys(), size, now)
+		return b.core.reserveOp(s, fresh, kind, tx.OpKeys(), tx.OpReadKeys(), size, now)
 	}
 	resp, opHash, err := s.Step(b.cfg.Registry, in.Seq, protocol.Op{Method: in.Method, Path: in.Path, Body: in.Body,
 		Signature: in.Signature, Time: t, Expires: in.Expires})
@@ -451,7 +454,8 @@ func (b *Buffer) run(ctx context.Context, s *state, fresh bool, in *Input) (*Rep
 	b.do(func(c *core) { c.durable(s, kind, err, b.cfg.Now()) })
 	if err != nil {
 		b.log.Error("wal append failed", "err", err)
-		return errResp(http.StatusServiceUnavailable, "UNAVAILABLE", "the op could not be made durable (%v); it was not applied and its session %s is ended", err, id), false
+		return errResp(http.StatusServiceUnavailable, "UNAVAILABLE",
+			"the op could not be made durable (%v): it is not acknowledged, and its session %s is ended on this node and never reaches L1; this node takes no more ops until it is restarted, and after a restart the session holds what reached the disk (GET /v1/sessions/%s)", err, id, id), false
 	}
 	rc := &protocol.Receipt{Node: b.cfg.Node, Session: id, Seq: in.Seq, Op: opHash, Result: resp.Hash(), Time: t}
 	reply := &Reply{Resp: resp, Receipt: rc, ReceiptSig: rc.Sign(b.cfg.Key)}

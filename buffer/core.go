@@ -20,7 +20,9 @@ import (
 // keys they reserve, what each actor uses of its quotas, the commit queue,
 // and the batches L1 has not judged yet. It takes ops, blocks and ticks,
 // with the time (and L1's committed state, where a rule needs it) passed
-// in; it does no I/O, reads no clock and starts no goroutine. What the
+// in; it does no I/O, reads no clock and starts no goroutine. L1's
+// committed state comes from the driver: as an argument where a rule needs
+// it, and through committed for the views sessions execute on. What the
 // driver must do as a result it collects in a Ready: WAL records to
 // append, events to publish, finality to observe, a batch to submit.
 //
@@ -98,13 +100,12 @@ type state struct {
 	doomed     *Final // how it ends once its executing op is done
 	lastActive time.Time
 	lastTime   int64
-	finished   time.Time        // when it ended (final)
-	kept       int              // bytes of the answers kept for it once final
-	committing time.Time        // when the commit was requested
-	submitted  time.Time        // when its current bundle went to L1 (zero: queued)
-	attempts   uint64           // submissions of it so far that L1 did not judge (protocol.Bundle.Attempt)
-	signed     *protocol.Bundle // its bundle, signed by the driver outside the core (at attempt 0)
-	alone      bool             // its last batch was refused: it goes next in a batch of its own
+	finished   time.Time // when it ended (final)
+	kept       int       // bytes of the answers kept for it once final
+	committing time.Time // when the commit was requested
+	submitted  time.Time // when its current bundle went to L1 (zero: queued)
+	attempts   uint64    // submissions of it so far that L1 did not judge (protocol.Bundle.Attempt)
+	alone      bool      // its last batch was refused: it goes next in a batch of its own
 	rebases    int
 	results    []OpResult
 	reserved   []string
@@ -171,6 +172,9 @@ func (c *core) admit(in *Input, now time.Time, st service.Store) (s *state, fres
 	}
 	s = c.newState(in.Session, in.Actor)
 	s.pending = true
+	// The op that opens it holds it from now (the driver unlocks it), so a
+	// second op with the id waits for the first instead of spinning.
+	s.exec.Lock()
 	c.sessions[s.ID] = s
 	return s, true, nil
 }
@@ -217,10 +221,19 @@ func (c *core) claim(s *state, fresh bool, in *Input, now time.Time) (t int64, r
 }
 
 // release ends an op's hold on its session without keeping anything.
-func (c *core) release(s *state, fresh bool) {
-	s.busy = false
+func (c *core) release(s *state, fresh bool, now time.Time) {
+	c.unbusy(s, now)
 	if fresh && s.pending && c.sessions[s.ID] == s {
 		delete(c.sessions, s.ID)
+	}
+}
+
+// unbusy ends an op's hold on its session, ending the session if it was
+// doomed meanwhile (see durable).
+func (c *core) unbusy(s *state, now time.Time) {
+	s.busy = false
+	if s.doomed != nil {
+		c.finish(s, s.doomed, now)
 	}
 }
 
@@ -270,8 +283,19 @@ func (c *core) holder(key string) (string, bool) {
 // actor must stay within its quotas, the session growing to size. If so,
 // the keys and quotas are taken at once (the op will be kept), and a
 // session the op opens counts as open.
-func (c *core) reserveOp(s *state, fresh bool, kind service.OpKind, keys []string, size int, now time.Time) error {
+func (c *core) reserveOp(s *state, fresh bool, kind service.OpKind, keys, reads []string, size int, now time.Time) error {
 	u := c.actor(s.Actor, now)
+	// The op executed outside the core: a key it read may have been taken
+	// since by another session's op. It is answered as if it had run after
+	// that op, whose reservation its read would have met.
+	for _, k := range reads {
+		if holder, held := c.holder(k); held && holder != s.ID {
+			return service.Refuse(http.StatusConflict, "CONFLICT", "%s is held by session %s", k, holder)
+		}
+	}
+	if fresh && c.open >= c.cfg.MaxOpen {
+		return service.Refuse(http.StatusTooManyRequests, "OVERLOADED", "too many open sessions or queued commits; retry later")
+	}
 	if fresh && kind != service.KindDirect && u.open >= c.cfg.MaxOpenPerActor {
 		return service.Refuse(http.StatusTooManyRequests, "QUOTA_EXCEEDED",
 			"actor %s has %d open sessions on this node, the most one actor may (max_open_per_actor); commit or abort one", s.Actor, u.open)
@@ -308,20 +332,15 @@ func (c *core) reserveOp(s *state, fresh bool, kind service.OpKind, keys []strin
 // the state under it) into its session. For a kept op it returns the WAL
 // record the driver must make durable before answering.
 func (c *core) applied(s *state, fresh bool, in *Input, t int64, resp service.Response, opHash protocol.Hash, err error, now time.Time) (rec []byte, rep *Reply) {
-	defer func() {
-		s.busy = false
-		if s.doomed != nil {
-			c.finish(s, s.doomed, now)
-		}
-	}()
 	switch {
 	case err != nil:
-		c.release(s, fresh)
+		c.release(s, fresh, now)
 		return nil, errResp(http.StatusServiceUnavailable, "UNAVAILABLE", "this node could not read its copy of L1's state; nothing was done")
 	case !resp.OK():
-		c.release(s, fresh)
+		c.release(s, fresh, now)
 		return nil, &Reply{Resp: resp}
 	}
+	defer c.unbusy(s, now)
 	if fresh {
 		s.pending = false
 		c.opened++

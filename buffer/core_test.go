@@ -76,10 +76,17 @@ func (e *coreEnv) begin(s *sess, method, path, body string) (*op, *Reply) {
 // exec runs the op's handler on its session, as the driver does outside
 // the core, and gives the outcome to the core. rec is the WAL record of a
 // kept op.
-func (o *op) exec() (rec []byte, resp service.Response, rep *Reply) {
+func (o *op) exec() (rec []byte, resp service.Response, rep *Reply) { return o.execAround(nil) }
+
+// execAround is exec that runs meanwhile (after the op's handler, just
+// before its session keeps it) as another goroutine could.
+func (o *op) execAround(meanwhile func()) (rec []byte, resp service.Response, rep *Reply) {
 	kind := service.Classify(o.in.Session, o.in.Seq, o.in.Method, o.in.Path)
 	o.s.check = func(tx *service.Tx, resp service.Response, size int) error {
-		return o.e.c.reserveOp(o.s, o.fresh, kind, tx.OpKeys(), size, o.e.now)
+		if meanwhile != nil {
+			meanwhile()
+		}
+		return o.e.c.reserveOp(o.s, o.fresh, kind, tx.OpKeys(), tx.OpReadKeys(), size, o.e.now)
 	}
 	resp, h, err := o.s.Step(o.e.c.cfg.Registry, o.in.Seq, protocol.Op{Method: o.in.Method, Path: o.in.Path, Body: o.in.Body,
 		Signature: o.in.Signature, Time: o.t, Expires: o.in.Expires})
@@ -223,7 +230,7 @@ func TestCoreTime(t *testing.T) {
 	if _, rep := e.begin(newSess("new-1", operator2), http.MethodPost, service.PathSessions, `{}`); rep != nil {
 		t.Fatalf("at the lag limit: %d %s", rep.Resp.Status, rep.Resp.Body)
 	}
-	e.c.release(e.c.sessions["new-1"], true)
+	e.c.release(e.c.sessions["new-1"], true, e.now)
 	e.now = e.now.Add(time.Millisecond)
 	if _, rep := e.begin(newSess("new-2", operator2), http.MethodPost, service.PathSessions, `{}`); rep == nil || errorCode(rep.Resp) != "OVERLOADED" {
 		t.Fatalf("past the lag limit: %+v", rep)
@@ -286,6 +293,34 @@ func TestCoreInterleaved(t *testing.T) {
 	}
 }
 
+// TestCoreWriteSkew: two ops execute at once, each reading the key the
+// other writes. The one kept second read a key the first took meanwhile:
+// it is refused, as it would have been had it run after, instead of both
+// being kept on reads L1 would find stale.
+func TestCoreWriteSkew(t *testing.T) {
+	e := newCoreEnv(t, nil)
+	a, b := newSess("a", operator1), newSess("b", operator2)
+	e.must(a, http.StatusCreated, http.MethodPost, service.PathSessions, `{}`)
+	e.must(b, http.StatusCreated, http.MethodPost, service.PathSessions, `{}`)
+	oa, _ := e.begin(a, http.MethodPost, "/v1/test/copy/k1/k2", `{}`)
+	ob, _ := e.begin(b, http.MethodPost, "/v1/test/copy/k2/k1", `{}`)
+	var bResp service.Response
+	_, aResp, _ := oa.execAround(func() {
+		// a has read k1 and is about to be kept; b runs whole meanwhile:
+		// k2 is still free when b reads it.
+		_, bResp, _ = ob.exec()
+	})
+	if !bResp.OK() {
+		t.Fatalf("b: %d %s", bResp.Status, bResp.Body)
+	}
+	if aResp.Status != http.StatusConflict || !strings.Contains(string(aResp.Body), "test/k1 is held by session b") {
+		t.Fatalf("a, kept after b took the key it read: %d %s, want 409 naming b", aResp.Status, aResp.Body)
+	}
+	if h, _ := e.c.holder("test/k2"); h != "" {
+		t.Errorf("test/k2 held by %q after a was refused", h)
+	}
+}
+
 // TestCorePendingStart: a session is registered while its first op
 // executes, so a second op for the id waits for it; if the first op
 // fails, the id is free again.
@@ -344,6 +379,17 @@ func TestCoreDurableFailure(t *testing.T) {
 	}
 	if _, held := e.c.holder("test/x"); held {
 		t.Error("keys still held")
+	}
+
+	// The same when the executing op is refused before it runs (a bad
+	// signature, the rate): the session ends as it lets go.
+	s2 := newSess("d2", operator1)
+	e.must(s2, http.StatusCreated, http.MethodPost, service.PathSessions, `{}`)
+	o3, _ := e.begin(s2, http.MethodPost, "/v1/test/put/z", `{}`)
+	e.c.durable(o3.s, service.KindStart, errors.New("disk full"), e.now)
+	e.c.release(o3.s, false, e.now)
+	if f := o3.s.final; f == nil || f.Code != "UNAVAILABLE" || e.c.open != 0 {
+		t.Fatalf("after a refused op let go: final %+v, open %d", f, e.c.open)
 	}
 }
 

@@ -312,7 +312,8 @@ func (c *fakeChain) seed() {
 // testRegistry is the supply chain plus routes for limit tests:
 // POST /v1/test/blob takes any body and answers {"ok":true};
 // POST /v1/test/echo/{n} answers n bytes of JSON;
-// POST /v1/test/put/{key} writes test/<key> without reading it.
+// POST /v1/test/put/{key} writes test/<key> without reading it;
+// POST /v1/test/copy/{from}/{to} reads test/<from> and writes it to test/<to>.
 func testRegistry() *service.Registry {
 	r := supplychain.New()
 	r.Handle(http.MethodPost, "/v1/test/blob", nil, func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
@@ -324,6 +325,11 @@ func testRegistry() *service.Registry {
 	})
 	r.Handle(http.MethodPost, "/v1/test/put/{key}", nil, func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
 		tx.Put("test/"+req.Param("key"), []byte("1"))
+		return service.JSON(http.StatusOK, map[string]bool{"ok": true})
+	})
+	r.Handle(http.MethodPost, "/v1/test/copy/{from}/{to}", nil, func(tx *service.Tx, ctx *service.Context, req *service.Request) service.Response {
+		v, _ := tx.Get("test/" + req.Param("from"))
+		tx.Put("test/"+req.Param("to"), v)
 		return service.JSON(http.StatusOK, map[string]bool{"ok": true})
 	})
 	return r

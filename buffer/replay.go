@@ -50,18 +50,20 @@ func (c *core) replay(raw [][]byte, st service.Store, now time.Time) ([][]byte, 
 		raws  [][]byte
 		ended bool
 	}
-	var order []string
-	bySession := map[string]*entry{}
+	var order []*entry
+	bySession := map[string]*entry{} // the latest session of each id
 	for _, r := range raw {
 		var rec walRecord
 		if err := json.Unmarshal(r, &rec); err != nil {
 			return nil, fmt.Errorf("buffer: wal record: %w", err)
 		}
 		e := bySession[rec.Session]
-		if e == nil {
+		// An id is used again once its earlier session ended and was
+		// forgotten: a seq 0 after an end (or after ops) opens a new one.
+		if e == nil || (rec.Kind == "op" && rec.Seq == 0 && (e.ended || len(e.ops) > 0)) {
 			e = &entry{}
 			bySession[rec.Session] = e
-			order = append(order, rec.Session)
+			order = append(order, e)
 		}
 		switch rec.Kind {
 		case "op":
@@ -72,11 +74,11 @@ func (c *core) replay(raw [][]byte, st service.Store, now time.Time) ([][]byte, 
 		}
 	}
 	var live [][]byte
-	for _, id := range order {
-		e := bySession[id]
+	for _, e := range order {
 		if e.ended || len(e.ops) == 0 {
 			continue
 		}
+		id := e.ops[0].Session
 		switch err := c.restore(e.ops, e.raws, st, now); {
 		case errors.Is(err, errReplayDone):
 			continue // L1 committed it; nothing left to do

@@ -346,3 +346,27 @@ func TestOnlineCompaction(t *testing.T) {
 	e.must(open, http.StatusOK, http.MethodPost, pkgPath("PKG-1", "qc"), qcBody)
 	e.commit(open)
 }
+
+// TestReplayReusedID: a session id used again after its first session
+// ended and was forgotten comes back after a restart as the new session;
+// the end of the old one does not hide it.
+func TestReplayReusedID(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Retain = time.Minute })
+	old := newSess("x", operator1)
+	e.start(old, "")
+	e.abort(old)
+	e.clock.Advance(2 * time.Minute)
+	e.buf.housekeep() // forgets the aborted x
+	reused := newSess("x", operator2)
+	e.start(reused, "PKG-1")
+	e.scan(reused, "PKG-1")
+	if order, kinds := e.walSessions(); len(order) != 1 || strings.Join(kinds["x"], " ") != "op op end op op" {
+		t.Fatalf("WAL before the restart: %v %v", order, kinds)
+	}
+	e.reopen()
+	v, ok := e.buf.Lookup("x", "")
+	if !ok || v.Actor != operator2.ID || v.Status != StatusOpen || len(v.Ops) != 2 {
+		t.Fatalf("x after the restart: %+v (found %v), want operator-2's open session with 2 ops", v, ok)
+	}
+	e.must(reused, http.StatusOK, http.MethodPost, pkgPath("PKG-1", "validate"), validateBody)
+}

@@ -404,8 +404,10 @@ func (w *WAL) rotate(recs [][]byte) error {
 	if err := w.Err(); err != nil {
 		return err
 	}
-	if err := Rewrite(w.fs, w.path, recs); err != nil {
-		return fmt.Errorf("buffer: compact wal: %w", err)
+	if renamed, err := rewrite(w.fs, w.path, recs); err != nil && !renamed {
+		return fmt.Errorf("buffer: compact wal: %w", err) // the old log stands
+	} else if err != nil {
+		return w.fail(fmt.Errorf("compact wal: the rename may not be durable: %w", err))
 	}
 	f, err := w.fs.OpenFile(w.path, os.O_RDWR, 0o600)
 	if err != nil {
@@ -443,6 +445,13 @@ func (w *WAL) Close() error {
 // through fs (nil: the operating system's). It must be called before
 // OpenWAL on that path.
 func Rewrite(fs FS, path string, recs [][]byte) error {
+	_, err := rewrite(fs, path, recs)
+	return err
+}
+
+// rewrite is Rewrite, saying whether the new file took the old one's
+// place (renamed) before an error: until then the old log stands.
+func rewrite(fs FS, path string, recs [][]byte) (renamed bool, err error) {
 	if fs == nil {
 		fs = OSFS{}
 	}
@@ -453,23 +462,23 @@ func Rewrite(fs FS, path string, recs [][]byte) error {
 	}
 	f, err := fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := f.WriteAt(buf, 0); err != nil {
 		f.Close()
-		return err
+		return false, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return false, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return false, err
 	}
 	if err := fs.Rename(tmp, path); err != nil {
-		return err
+		return false, err
 	}
 	// The rename itself must be durable before anything is appended to
 	// the new file.
-	return fs.SyncDir(filepath.Dir(path))
+	return true, fs.SyncDir(filepath.Dir(path))
 }

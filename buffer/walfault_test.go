@@ -14,10 +14,18 @@ import (
 )
 
 // faultFS is the operating system's file system with faults to switch on:
-// every fsync fails (EIO), or every write finds the disk full (ENOSPC).
+// every fsync fails (EIO), every write finds the disk full (ENOSPC), or a
+// directory's fsync fails (EIO).
 type faultFS struct {
 	OSFS
-	failSync, full atomic.Bool
+	failSync, full, failDir atomic.Bool
+}
+
+func (fs *faultFS) SyncDir(dir string) error {
+	if fs.failDir.Load() {
+		return syscall.EIO
+	}
+	return fs.OSFS.SyncDir(dir)
 }
 
 func (fs *faultFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
@@ -164,5 +172,35 @@ func TestOpenCorruptWAL(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(e.cfg.WALPath)); len(entries) != 1 {
 		t.Errorf("files beside the WAL: %d, want 1", len(entries))
+	}
+}
+
+// TestWALRotateFault: a compaction that fails before its rename leaves the
+// old log standing and appends go on; one that fails after it (the rename
+// may not be durable) fails the log for good, since the file it appended
+// to is no longer the one at its path.
+func TestWALRotateFault(t *testing.T) {
+	fs := &faultFS{}
+	path := filepath.Join(t.TempDir(), "wal.log")
+	w, _, err := OpenWAL(fs, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	appendAll(t, w, [][]byte{[]byte("a")})
+	fs.full.Store(true)
+	if err := <-w.Rotate([][]byte{[]byte("a")}); err == nil {
+		t.Fatal("a rotation that could not write its file succeeded")
+	}
+	fs.full.Store(false)
+	if err := w.Append([]byte("b")); err != nil || w.Err() != nil {
+		t.Fatalf("after a rotation that failed before its rename: append %v, Err %v", err, w.Err())
+	}
+	fs.failDir.Store(true)
+	if err := <-w.Rotate([][]byte{[]byte("a"), []byte("b")}); err == nil {
+		t.Fatal("a rotation whose rename could not be made durable succeeded")
+	}
+	if err := w.Append([]byte("c")); err == nil || !errors.Is(w.Err(), syscall.EIO) {
+		t.Fatalf("after a rotation that failed after its rename: append %v, Err %v; want the log failed", err, w.Err())
 	}
 }

@@ -221,6 +221,18 @@ func (t *Tx) OpKeys() []string {
 	return slices.Compact(out)
 }
 
+// OpReadKeys returns the keys of committed state the op in progress read
+// (not those it found in the session's own writes or earlier reads),
+// sorted: what an L2 node checks against other sessions' reservations.
+func (t *Tx) OpReadKeys() []string {
+	out := make([]string, 0, len(t.opReads))
+	for k := range t.opReads {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Put buffers a write of key. A nil value is stored as empty.
 func (t *Tx) Put(key string, value []byte) {
 	if strings.HasPrefix(key, ReservedPrefix) || key == "" || len(key) > protocol.MaxKeyLen {
