@@ -39,7 +39,7 @@ type core struct {
 
 	sessions map[string]*state
 	actors   map[string]*actorUse
-	reserved sync.Map // key -> id of the live session holding it; written only by the core
+	reserved sync.Map // key -> *service.Held: the live session holding it; written only by the core
 	queue    []*state
 	inflight map[string][]*state // by transaction hash
 	batches  uint64              // batches taken so far
@@ -77,8 +77,8 @@ type view struct {
 }
 
 func (v view) Get(key string) ([]byte, uint64, error) {
-	if holder, ok := v.c.holder(key); ok && holder != v.s.ID {
-		return nil, 0, fmt.Errorf("%w: %s is held by session %s", service.ErrHeld, key, holder)
+	if h, ok := v.c.holder(key); ok && h.Session != v.s.ID {
+		return nil, 0, h
 	}
 	return v.c.committed().Get(key)
 }
@@ -268,14 +268,14 @@ func (c *core) actor(id string, now time.Time) *actorUse {
 	return u
 }
 
-// holder returns the live session holding key, if any. It is the one
+// holder returns who holds key, if a live session does. It is the one
 // core call executing ops make without the driver's lock.
-func (c *core) holder(key string) (string, bool) {
+func (c *core) holder(key string) (*service.Held, bool) {
 	v, ok := c.reserved.Load(key)
 	if !ok {
-		return "", false
+		return nil, false
 	}
-	return v.(string), true
+	return v.(*service.Held), true
 }
 
 // reserveOp is the core's check of an op just before its session keeps
@@ -289,8 +289,8 @@ func (c *core) reserveOp(s *state, fresh bool, kind service.OpKind, keys, reads 
 	// since by another session's op. It is answered as if it had run after
 	// that op, whose reservation its read would have met.
 	for _, k := range reads {
-		if holder, held := c.holder(k); held && holder != s.ID {
-			return service.Refuse(http.StatusConflict, "CONFLICT", "%s is held by session %s", k, holder)
+		if h, held := c.holder(k); held && h.Session != s.ID {
+			return h
 		}
 	}
 	if fresh && c.open >= c.cfg.MaxOpen {
@@ -302,10 +302,10 @@ func (c *core) reserveOp(s *state, fresh bool, kind service.OpKind, keys, reads 
 	}
 	added := 0
 	for _, k := range keys {
-		holder, held := c.holder(k)
+		h, held := c.holder(k)
 		switch {
-		case held && holder != s.ID:
-			return service.Refuse(http.StatusConflict, "CONFLICT", "%s is held by session %s", k, holder)
+		case held && h.Session != s.ID:
+			return h
 		case !held:
 			added++
 		}
@@ -417,9 +417,13 @@ func (c *core) reserveAll(s *state, now time.Time) {
 
 func (c *core) reserveKeys(s *state, keys []string, now time.Time) {
 	u := c.actor(s.Actor, now)
+	since := s.started()
+	if since == 0 {
+		since = now.UnixMilli() // the session's first op, being kept
+	}
 	for _, k := range keys {
 		if _, held := c.holder(k); !held {
-			c.reserved.Store(k, s.ID)
+			c.reserved.Store(k, &service.Held{Key: k, Session: s.ID, Actor: s.Actor, Since: since})
 			s.reserved = append(s.reserved, k)
 			u.reserved++
 		}
@@ -439,7 +443,7 @@ func (c *core) resize(s *state) {
 func (c *core) releaseKeys(s *state) {
 	u := c.actors[s.Actor]
 	for _, k := range s.reserved {
-		if h, _ := c.holder(k); h == s.ID {
+		if h, held := c.holder(k); held && h.Session == s.ID {
 			c.reserved.Delete(k)
 			if u != nil {
 				u.reserved--

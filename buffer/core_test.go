@@ -165,8 +165,8 @@ func TestCoreWorkflow(t *testing.T) {
 	if got := events(rd, "wf-1"); strings.Join(got, " ") != "op:open op:open" || rd.Kick {
 		t.Fatalf("after two steps: events %v, kick %v", got, rd.Kick)
 	}
-	if h, _ := e.c.holder(supplychain.PackageKey("PKG-1")); h != "wf-1" {
-		t.Fatalf("PKG-1 held by %q, want wf-1", h)
+	if h, _ := e.c.holder(supplychain.PackageKey("PKG-1")); h == nil || h.Session != "wf-1" || h.Actor != operator1.ID || h.Since != e.now.UnixMilli() {
+		t.Fatalf("PKG-1 held by %+v, want wf-1 of operator-1 since the start", h)
 	}
 	e.must(s, http.StatusAccepted, http.MethodPost, service.CommitPath("wf-1"), `{}`)
 	if rd := e.c.ready(); !rd.Kick || len(e.c.queue) != 1 {
@@ -313,11 +313,11 @@ func TestCoreWriteSkew(t *testing.T) {
 	if !bResp.OK() {
 		t.Fatalf("b: %d %s", bResp.Status, bResp.Body)
 	}
-	if aResp.Status != http.StatusConflict || !strings.Contains(string(aResp.Body), "test/k1 is held by session b") {
+	if aResp.Status != http.StatusConflict || !strings.Contains(string(aResp.Body), "test/k1 is held by session b of operator-2") {
 		t.Fatalf("a, kept after b took the key it read: %d %s, want 409 naming b", aResp.Status, aResp.Body)
 	}
-	if h, _ := e.c.holder("test/k2"); h != "" {
-		t.Errorf("test/k2 held by %q after a was refused", h)
+	if h, held := e.c.holder("test/k2"); held {
+		t.Errorf("test/k2 held by %+v after a was refused", h)
 	}
 }
 

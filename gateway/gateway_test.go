@@ -344,7 +344,10 @@ func TestSessionOverHTTP(t *testing.T) {
 	e.must(other, http.StatusCreated, http.MethodPost, service.PathSessions, `{}`)
 	rec := e.op(other, http.MethodPost, "/v1/packages/PKG-1/scan", `{}`)
 	wantError(t, rec, http.StatusConflict, "CONFLICT")
-	if !strings.Contains(rec.Body.String(), "wf-1") {
+	var held service.ErrorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &held); err != nil || held.Error.Holder == nil ||
+		held.Error.Holder.Session != "wf-1" || held.Error.Holder.Actor != operator1.ID || held.Error.Holder.Key != "pkg/PKG-1" ||
+		held.Error.Holder.Since == 0 || !strings.Contains(held.Error.Message, "wf-1 of operator-1") {
 		t.Errorf("reservation error does not name the holder: %s", rec.Body)
 	}
 

@@ -256,6 +256,7 @@ type ErrorBody struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		Holder  *Held  `json:"holder,omitempty"` // a 409 CONFLICT for a key another session holds: who
 	} `json:"error"`
 }
 
@@ -264,6 +265,13 @@ func Error(status int, code, msg string) Response {
 	var e ErrorBody
 	e.Error.Code, e.Error.Message = code, msg
 	return JSON(status, e)
+}
+
+// heldError is the answer to an op that met a key another session holds.
+func heldError(h *Held) Response {
+	var e ErrorBody
+	e.Error.Code, e.Error.Message, e.Error.Holder = "CONFLICT", h.Error(), h
+	return JSON(http.StatusConflict, e)
 }
 
 // MustJSON marshals v; it panics only on a value that cannot be JSON, which

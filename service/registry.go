@@ -253,15 +253,21 @@ func (r *Registry) Apply(tx *Tx, op *Op) (resp Response, err error) {
 			return
 		}
 		if tx.err == nil && resp.OK() && tx.limit != nil {
-			if err := tx.limit(tx, resp); errors.As(err, new(*Refusal)) {
+			switch err := tx.limit(tx, resp); {
+			case errors.As(err, new(*Refusal)):
 				resp = refusal(err)
-			} else if err != nil {
+			case errors.Is(err, ErrHeld):
+				tx.fail(err)
+			case err != nil:
 				tx.fail(fmt.Errorf("%w: %v", ErrTooLarge, err))
 			}
 		}
+		var held *Held
 		switch {
 		case errors.Is(tx.err, ErrTooLarge):
 			resp = Error(http.StatusRequestEntityTooLarge, "TOO_LARGE", tx.err.Error())
+		case errors.As(tx.err, &held):
+			resp = heldError(held)
 		case errors.Is(tx.err, ErrHeld):
 			resp = Error(http.StatusConflict, "CONFLICT", strings.TrimPrefix(tx.err.Error(), ErrHeld.Error()+": "))
 		case tx.err != nil:

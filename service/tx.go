@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/duet-bft/duet/protocol"
 )
@@ -79,6 +80,23 @@ var ErrTooLarge = errors.New("service: session too large")
 // sessions holds. Apply answers the op 409 CONFLICT with the store's
 // message, which names the holder; it is not a store failure.
 var ErrHeld = errors.New("service: key held by another session")
+
+// Held is ErrHeld with who holds the key: the session, its actor, and when
+// the session started (Unix ms). Apply answers it 409 CONFLICT with these
+// in the error body ("holder"), so a client can say who has the key.
+type Held struct {
+	Key     string `json:"key"`
+	Session string `json:"session"`
+	Actor   string `json:"actor"`
+	Since   int64  `json:"since"`
+}
+
+func (h *Held) Error() string {
+	return fmt.Sprintf("%s is held by session %s of %s (open since %s)", h.Key, h.Session, h.Actor,
+		time.UnixMilli(h.Since).UTC().Format("2006-01-02 15:04:05 UTC"))
+}
+
+func (h *Held) Unwrap() error { return ErrHeld }
 
 // MaxTxBytes bounds the bytes of keys and values one session reads and
 // writes (each key counted once per read and once per write): what an L2
