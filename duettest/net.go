@@ -132,7 +132,16 @@ func New(t testing.TB, cfg Config) *Net {
 	n.Buffer = buf
 	lg.OnBlock(buf.OnBlock)
 	gc := gateway.Config{Buffer: buf, App: cfg.App, Registry: lg.Registry(), Chain: (*l1)(n),
-		Node: NodeID, NodeKey: n.Node.Public()}
+		Node: NodeID, NodeKey: n.Node.Public(),
+		L1Query: func(ctx context.Context, path string) (uint32, []byte, error) {
+			r, err := lg.Query(ctx, &abci.RequestQuery{Path: path})
+			if err != nil {
+				return 0, nil, err
+			}
+			return r.Code, r.Value, nil
+		},
+		Network: func() gateway.Network { return gateway.Network{ChainID: "duettest"} },
+	}
 	if cfg.Gateway != nil {
 		cfg.Gateway(&gc)
 	}

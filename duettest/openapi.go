@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/duet-bft/duet/gateway"
+	"github.com/duet-bft/duet/ledger"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
 )
@@ -45,6 +46,8 @@ func CheckOpenAPI(t testing.TB, app *service.App, types map[string]any) {
 		"OpResult":     protocol.OpResult{},
 		"SessionEvent": protocol.Event{},
 		"Actor":        service.Actor{},
+		"NetworkView":  gateway.NetworkView{},
+		"Evidence":     ledger.Evidence{},
 	}
 	for k, v := range types {
 		all[k] = v

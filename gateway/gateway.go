@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/duet-bft/duet/buffer"
+	"github.com/duet-bft/duet/console"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
 )
@@ -64,10 +65,50 @@ type Config struct {
 	Metrics  *Metrics
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
+	// L1Query runs a query of the ledger (its ABCI query paths, such as
+	// /evidence) on this node's follower. nil: GET /v1/evidence answers
+	// 503.
+	L1Query func(ctx context.Context, path string) (code uint32, value []byte, err error)
+	// Network describes L1 for GET /v1/network; nil: only the height.
+	Network func() Network
+}
+
+// Network is L1 as this node's follower knows it.
+type Network struct {
+	ChainID    string      `json:"chain_id"`
+	Validators []Validator `json:"validators"`
+}
+
+// Validator is one validator of L1.
+type Validator struct {
+	Name    string `json:"name"`
+	Address string `json:"address"` // hex
+	Power   int64  `json:"power"`
+	Signed  bool   `json:"signed_last"` // its vote is in the last committed block's commit
+}
+
+// NetworkView is GET /v1/network: L1 and this node, with recent step
+// latencies and session finalities, for the console's network panel.
+type NetworkView struct {
+	Network
+	Node     string   `json:"node"`
+	App      AppID    `json:"app"`
+	Height   int64    `json:"height"`
+	Ready    bool     `json:"ready"`
+	Queue    int      `json:"queue"`
+	Steps    []Sample `json:"steps"`    // answered signed ops, newest last
+	Finality []Sample `json:"finality"` // sessions L1 committed, newest last
+}
+
+// AppID names the application a node runs.
+type AppID struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }
 
 type route struct {
 	method, pattern string
+	doc             string // the path OpenAPI documents it under, if not pattern
 	h               http.Handler
 }
 
@@ -75,18 +116,22 @@ type route struct {
 // queries (GET) and signed ops (any other method) through its registry.
 func (h *handler) routes(doc []byte) []route {
 	return []route{
-		{http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		{http.MethodGet, "/healthz", "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})},
-		{http.MethodGet, "/readyz", http.HandlerFunc(h.ready)},
-		{http.MethodGet, "/metrics", promhttp.HandlerFor(h.cfg.Gatherer, promhttp.HandlerOpts{})},
-		{http.MethodGet, "/v1/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		{http.MethodGet, "/readyz", "", http.HandlerFunc(h.ready)},
+		{http.MethodGet, "/metrics", "", promhttp.HandlerFor(h.cfg.Gatherer, promhttp.HandlerOpts{})},
+		{http.MethodGet, "/v1/openapi.json", "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(doc)
 		})},
-		{http.MethodGet, "/v1/node", http.HandlerFunc(h.node)},
-		{http.MethodGet, "/v1/sessions/{id}", http.HandlerFunc(h.session)},
-		{http.MethodGet, "/v1/sessions/{id}/events", http.HandlerFunc(h.events)},
+		{http.MethodGet, "/v1/node", "", http.HandlerFunc(h.node)},
+		{http.MethodGet, "/v1/network", "", http.HandlerFunc(h.network)},
+		{http.MethodGet, "/v1/evidence", "", http.HandlerFunc(h.evidence)},
+		{http.MethodGet, "/v1/sessions/{id}", "", http.HandlerFunc(h.session)},
+		{http.MethodGet, "/v1/sessions/{id}/events", "", http.HandlerFunc(h.events)},
+		{http.MethodGet, "/{$}", "/", console.Handler(h.cfg.App)},
+		{http.MethodGet, "/console/", "/console/{file}", console.Handler(h.cfg.App)},
 	}
 }
 
@@ -96,7 +141,11 @@ func (h *handler) routes(doc []byte) []route {
 func Routes() [][2]string {
 	var out [][2]string
 	for _, rt := range (&handler{}).routes(nil) {
-		out = append(out, [2]string{rt.method, rt.pattern})
+		p := rt.pattern
+		if rt.doc != "" {
+			p = rt.doc
+		}
+		out = append(out, [2]string{rt.method, p})
 	}
 	return out
 }
@@ -201,6 +250,34 @@ func (h *handler) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "height": height, "queue": h.cfg.Buffer.QueueDepth()})
+}
+
+// network answers GET /v1/network.
+func (h *handler) network(w http.ResponseWriter, r *http.Request) {
+	_, height := h.cfg.Chain.Committed()
+	v := NetworkView{Node: h.cfg.Node, App: AppID{h.cfg.App.Name, h.cfg.App.Version}, Height: height,
+		Ready: h.cfg.Chain.Ready() && h.cfg.Buffer.Err() == nil, Queue: h.cfg.Buffer.QueueDepth()}
+	if h.cfg.Network != nil {
+		v.Network = h.cfg.Network()
+	}
+	v.Steps, v.Finality = h.metrics.Recent()
+	writeJSON(w, http.StatusOK, v)
+}
+
+// evidence answers GET /v1/evidence: L1's evidence records, from this
+// node's follower.
+func (h *handler) evidence(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.L1Query == nil {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "this node cannot query L1's evidence")
+		return
+	}
+	code, value, err := h.cfg.L1Query(r.Context(), "/evidence")
+	if err != nil || code != 0 {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", fmt.Sprintf("querying L1's evidence: code %d %v", code, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(value)
 }
 
 func (h *handler) node(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +397,11 @@ func (h *handler) op(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.Status)
 	w.Write(resp.Body)
-	h.metrics.Step.WithLabelValues(kind, strconv.Itoa(resp.Status/100)+"xx").Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	h.metrics.Step.WithLabelValues(kind, strconv.Itoa(resp.Status/100)+"xx").Observe(took.Seconds())
+	if resp.OK() {
+		h.metrics.sample(&h.metrics.recent.steps, took)
+	}
 }
 
 // parse reads the signed-op headers and the body. A non-zero status is an

@@ -113,7 +113,7 @@ func TestErrors(t *testing.T) {
 		}(), http.StatusRequestEntityTooLarge, "TOO_LARGE"},
 		{"method not allowed", httptest.NewRequest(http.MethodOptions, service.PathSessions, nil), http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED"},
 		{"GET unknown route", httptest.NewRequest(http.MethodGet, "/v1/nothing/here", nil), http.StatusNotFound, "NOT_FOUND"},
-		{"GET root", httptest.NewRequest(http.MethodGet, "/", nil), http.StatusNotFound, "NOT_FOUND"},
+		{"GET a path with no route", httptest.NewRequest(http.MethodGet, "/v1/nothing", nil), http.StatusNotFound, "NOT_FOUND"},
 		{"GET unknown package", httptest.NewRequest(http.MethodGet, "/v1/packages/PKG-404", nil), http.StatusNotFound, "NOT_FOUND"},
 		{"GET bad package id", httptest.NewRequest(http.MethodGet, "/v1/packages/a%20b", nil), http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"GET bogus view", httptest.NewRequest(http.MethodGet, "/v1/packages/PKG-1?view=bogus", nil), http.StatusBadRequest, "INVALID_ARGUMENT"},
@@ -556,5 +556,71 @@ func TestQueryDoesNotWrite(t *testing.T) {
 	}
 	if got := e.snapshot(); got != before {
 		t.Errorf("queries changed L1: got %s, want %s", got, before)
+	}
+}
+
+// TestConsoleFiles: the console is served at / and /console/..., every
+// response under a policy that lets the page reach nothing but this node;
+// nothing outside the embedded files is served.
+func TestConsoleFiles(t *testing.T) {
+	e := newEnv(t, time.Second)
+	for _, tt := range []struct {
+		target, ctype string
+		want          int
+	}{
+		{"/", "text/html; charset=utf-8", http.StatusOK},
+		{"/console/duet.js", "text/javascript; charset=utf-8", http.StatusOK},
+		{"/console/shell.js", "text/javascript; charset=utf-8", http.StatusOK},
+		{"/console/style.css", "text/css; charset=utf-8", http.StatusOK},
+		{"/console/nothing.js", "", http.StatusNotFound},
+		{"/console/../gateway.go", "", http.StatusBadRequest}, // not canonical: refused before routing
+		{"/console/app/../duet.js", "", http.StatusBadRequest},
+	} {
+		rec := e.get(tt.target)
+		if rec.Code != tt.want {
+			t.Errorf("GET %s: got %d, want %d", tt.target, rec.Code, tt.want)
+			continue
+		}
+		if tt.want != http.StatusOK {
+			continue
+		}
+		if got := rec.Header().Get("Content-Type"); got != tt.ctype {
+			t.Errorf("GET %s: Content-Type %q, want %q", tt.target, got, tt.ctype)
+		}
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self'") || !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("GET %s: Content-Security-Policy %q", tt.target, csp)
+		}
+	}
+	// The page loads only what the node serves.
+	page := e.get("/").Body.String()
+	for _, ref := range []string{"http://", "https://", "//cdn"} {
+		if strings.Contains(page, ref) {
+			t.Errorf("the page refers to %s", ref)
+		}
+	}
+}
+
+// TestNetworkAndEvidence: /v1/network reports L1 and this node, with the
+// steps it answered; /v1/evidence lists L1's evidence (none here).
+func TestNetworkAndEvidence(t *testing.T) {
+	e := newEnv(t, time.Second)
+	s := &sess{id: "n-1", who: operator1}
+	e.must(s, http.StatusCreated, http.MethodPost, service.PathSessions, `{}`)
+	rec := e.get("/v1/network")
+	var v gateway.NetworkView
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("/v1/network: %d %s", rec.Code, rec.Body)
+	}
+	if v.Node != e.n.Node.ID || v.App.Name != supplychain.App.Name || v.Height != e.n.Height() || v.ChainID != "duettest" || len(v.Steps) != 1 || v.Steps[0].MS <= 0 {
+		t.Errorf("/v1/network: %+v", v)
+	}
+	rec = e.get("/v1/evidence")
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "[]" {
+		t.Errorf("/v1/evidence: %d %s, want 200 []", rec.Code, rec.Body)
+	}
+	rec = e.get("/v1/actors/" + operator1.ID)
+	var a struct{ Actor service.Actor }
+	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || a.Actor.Role != operator1.Role || !bytes.Equal(a.Actor.PublicKey, operator1.Public()) {
+		t.Errorf("/v1/actors/%s: %d %s", operator1.ID, rec.Code, rec.Body)
 	}
 }

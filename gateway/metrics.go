@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,37 @@ type Metrics struct {
 	BatchSize    prometheus.Histogram
 	FinalityTime prometheus.Histogram
 	Queue        prometheus.Gauge
+
+	recent struct { // the latest samples, for GET /v1/network
+		sync.Mutex
+		steps, finality []Sample
+	}
+}
+
+// Sample is one measurement: when (Unix ms) and how long (ms).
+type Sample struct {
+	T  int64   `json:"t"`
+	MS float64 `json:"ms"`
+}
+
+// keepSamples is how many of each kind of sample Recent returns.
+const keepSamples = 240
+
+func (m *Metrics) sample(to *[]Sample, d time.Duration) {
+	m.recent.Lock()
+	defer m.recent.Unlock()
+	*to = append(*to, Sample{T: time.Now().UnixMilli(), MS: float64(d.Microseconds()) / 1000})
+	if len(*to) > 2*keepSamples {
+		*to = append((*to)[:0], (*to)[len(*to)-keepSamples:]...)
+	}
+}
+
+// Recent returns the latest answered steps and session finalities.
+func (m *Metrics) Recent() (steps, finality []Sample) {
+	m.recent.Lock()
+	defer m.recent.Unlock()
+	last := func(s []Sample) []Sample { return append([]Sample{}, s[max(0, len(s)-keepSamples):]...) }
+	return last(m.recent.steps), last(m.recent.finality)
 }
 
 // NewMetrics creates and registers the collectors.
@@ -46,6 +78,9 @@ func (m *Metrics) Fsync(d time.Duration, records int) {
 	m.FsyncTime.Observe(d.Seconds())
 	m.FsyncBatch.Observe(float64(records))
 }
-func (m *Metrics) Batch(bundles int)        { m.BatchSize.Observe(float64(bundles)) }
-func (m *Metrics) Finality(d time.Duration) { m.FinalityTime.Observe(d.Seconds()) }
-func (m *Metrics) QueueDepth(n int)         { m.Queue.Set(float64(n)) }
+func (m *Metrics) Batch(bundles int) { m.BatchSize.Observe(float64(bundles)) }
+func (m *Metrics) Finality(d time.Duration) {
+	m.FinalityTime.Observe(d.Seconds())
+	m.sample(&m.recent.finality, d)
+}
+func (m *Metrics) QueueDepth(n int) { m.Queue.Set(float64(n)) }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/duet-bft/duet/buffer"
@@ -152,7 +153,16 @@ func Start(cfg Config) (*Node, error) {
 	}
 	cn.App.OnBlock(buf.OnBlock)
 	h, err := gateway.New(gateway.Config{Buffer: buf, App: cfg.App, Registry: cn.App.Registry(), Chain: chainIO, Node: fc.Node,
-		NodeKey: key.Public().(ed25519.PublicKey), Metrics: metrics, Gatherer: reg, Logger: log})
+		NodeKey: key.Public().(ed25519.PublicKey), Metrics: metrics, Gatherer: reg, Logger: log,
+		L1Query: func(ctx context.Context, path string) (uint32, []byte, error) {
+			r, err := cn.App.Query(ctx, &abci.RequestQuery{Path: path})
+			if err != nil {
+				return 0, nil, err
+			}
+			return r.Code, r.Value, nil
+		},
+		Network: func() gateway.Network { return network(cn) },
+	})
 	if err != nil {
 		buf.Close()
 		cn.Stop()
@@ -168,6 +178,18 @@ func Start(cfg Config) (*Node, error) {
 	go srv.Serve(ln)
 	log.Info("L2 node serving", "node", fc.Node, "http", ln.Addr().String())
 	return &Node{Chain: cn, Buffer: buf, Server: srv, Addr: ln.Addr().String(), ln: ln}, nil
+}
+
+// network describes L1 from the follower: the genesis validators (duet
+// never changes the set) and which signed the last block.
+func network(cn *chain.Node) gateway.Network {
+	g := cn.CometBFT.GenesisDoc()
+	n := gateway.Network{ChainID: g.ChainID}
+	for _, v := range g.Validators {
+		addr := v.Address.String()
+		n.Validators = append(n.Validators, gateway.Validator{Name: v.Name, Address: addr, Power: v.Power, Signed: cn.App.Signed(addr)})
+	}
+	return n
 }
 
 // Stop shuts the HTTP server, the buffer and the follower down.

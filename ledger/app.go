@@ -19,6 +19,7 @@ import (
 	iavldb "github.com/cosmos/iavl/db"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
@@ -133,6 +134,7 @@ type App struct {
 		sync.RWMutex
 		committed *iavl.ImmutableTree
 		listeners []func(Block)
+		signers   map[string]bool // validator address (hex) -> signed the last commit
 	}
 }
 
@@ -232,6 +234,15 @@ func (a *App) Committed() (service.Store, int64) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return treeStore{a.mu.committed}, a.mu.committed.Version()
+}
+
+// Signed reports whether the validator with address (upper-case hex)
+// signed the commit of the last block, as the block after it recorded. It
+// is for display only (no rule depends on it).
+func (a *App) Signed(address string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.mu.signers[address]
 }
 
 // OnBlock registers f to be called, synchronously inside Commit and after
@@ -390,6 +401,13 @@ func loadNode(tx *service.Tx, b *protocol.Bundle) (service.Actor, protocol.Code,
 // accepted ones, in block order.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	a.height, a.timeMs, a.results = req.Height, req.Time.UnixMilli(), nil
+	signers := make(map[string]bool, len(req.DecidedLastCommit.Votes))
+	for _, v := range req.DecidedLastCommit.Votes {
+		signers[strings.ToUpper(hex.EncodeToString(v.Validator.Address))] = v.BlockIdFlag == cmtproto.BlockIDFlagCommit
+	}
+	a.mu.Lock()
+	a.mu.signers = signers
+	a.mu.Unlock()
 	blk := block{height: req.Height, timeMs: req.Time.UnixMilli(),
 		minTime: req.Time.Add(-a.cfg.MaxOpAge).UnixMilli(), maxTime: req.Time.Add(a.cfg.MaxFutureSkew).UnixMilli()}
 	results := make([]*abci.ExecTxResult, len(req.Txs))

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"regexp"
 	"slices"
 	"strings"
@@ -50,6 +51,11 @@ type App struct {
 	OpenAPI []byte
 	// Workload is what duet bench runs; nil: the app cannot be benched.
 	Workload *Workload
+	// Console holds the app's pages of the web console every L2 node
+	// serves (package console): an ES module app.js at its root that
+	// exports `pages`, and the files it loads. nil: the console shows only
+	// the framework's pages.
+	Console fs.FS
 }
 
 // DemoActor is the role and organisation of a demo actor.

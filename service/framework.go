@@ -85,6 +85,19 @@ func registerFramework(r *Registry) {
 	r.handle(http.MethodPost, PathActors, []string{RoleAdmin}, createActor)
 	r.handle(http.MethodPost, PathActors+"/{id}/key", []string{RoleAdmin}, rotateKey)
 	r.handle(http.MethodDelete, PathActors+"/{id}", []string{RoleAdmin}, revokeActor)
+	r.handle(http.MethodGet, PathActors+"/{id}", nil, getActor)
+}
+
+// getActor answers an actor's record (revoked ones too: history names
+// them): who signs for which organisation in which role, with which key.
+func getActor(tx *Tx, ctx *Context, req *Request) Response {
+	id := req.Param("id")
+	raw, ok := tx.Get(ActorKey(id))
+	var a Actor
+	if !ok || !protocol.ValidID(id) || json.Unmarshal(raw, &a) != nil {
+		return Error(http.StatusNotFound, "NOT_FOUND", "no actor "+truncateID(id))
+	}
+	return JSON(http.StatusOK, map[string]Actor{"actor": a})
 }
 
 // SessionInfo is the body of the framework's session responses.
