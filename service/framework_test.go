@@ -3,6 +3,7 @@ package service
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -208,6 +209,22 @@ func TestDecodeJSON(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("DecodeJSON(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+		}
+	}
+}
+
+// TestGetActor: an actor's record is public, revoked ones too.
+func TestGetActor(t *testing.T) {
+	st := newMemStore()
+	st.set(ActorKey("op-1"), string(MustJSON(Actor{ID: "op-1", Role: "operator", Org: "o", PublicKey: pubKey(aliceKey), Revoked: true})), 1)
+	r := NewRegistry()
+	resp, err := r.Query(st, PathActors+"/op-1")
+	if err != nil || resp.Status != http.StatusOK || !strings.Contains(string(resp.Body), `"revoked":true`) {
+		t.Errorf("GET op-1: %d %s %v", resp.Status, resp.Body, err)
+	}
+	for _, id := range []string{"nobody", "bad%20id"} {
+		if resp, _ := r.Query(st, PathActors+"/"+id); resp.Status != http.StatusNotFound {
+			t.Errorf("GET %s: %d %s, want 404", id, resp.Status, resp.Body)
 		}
 	}
 }

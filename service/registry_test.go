@@ -479,6 +479,7 @@ func TestFrameworkRoutes(t *testing.T) {
 		"POST /v1/actors admin",
 		"POST /v1/actors/{id}/key admin",
 		"DELETE /v1/actors/{id} admin",
+		"GET /v1/actors/{id} ",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("framework routes = %q, want %q", got, want)
