@@ -81,6 +81,7 @@ const (
 	MaxCourierNameLen = 128           // bytes
 	MaxNotesLen       = 4096          // bytes of QC notes
 	MaxHistoryQuery   = 1000          // history entries one GET returns (the latest)
+	MaxCouriers       = 1000          // couriers in the registry (GET /v1/couriers lists them all)
 )
 
 // Route paths.
@@ -98,6 +99,11 @@ func HistoryKey(id string, n int) string { return fmt.Sprintf("pkg/%s/history/%0
 
 // CourierKey is the state key of a courier record.
 func CourierKey(id string) string { return "courier/" + id }
+
+// CourierIndex is the state key of the courier registry's index: the ids
+// of every courier, sorted, as a JSON array (the state is read by key, so
+// a list needs one).
+const CourierIndex = "courier-index"
 
 // Item is one line of a package manifest.
 type Item struct {
@@ -204,6 +210,7 @@ func Register(r *service.Registry) {
 	r.Handle(http.MethodGet, PathPackages+"/{id}", nil, service.Adapt(getPackage))
 	r.Handle(http.MethodGet, PathPackages+"/{id}/history", nil, service.Adapt(getHistory))
 	r.Handle(http.MethodGet, PathCouriers+"/{id}", nil, service.Adapt(getCourier))
+	r.Handle(http.MethodGet, PathCouriers, nil, service.Adapt(listCouriers))
 
 	r.Genesis(loadGenesis)
 	r.OnStart(startSession)
@@ -661,8 +668,40 @@ func putCourier(tx *service.Tx, c *Courier) error {
 	if _, exists := tx.Get(CourierKey(c.ID)); exists {
 		return service.Conflict("courier %s already exists", c.ID)
 	}
+	ids, _, err := service.Lookup[[]string](tx, CourierIndex)
+	if err != nil {
+		return err
+	}
+	index := []string{}
+	if ids != nil {
+		index = *ids
+	}
+	if len(index) >= MaxCouriers {
+		return service.Precondition("the registry holds %d couriers, the most it may (MaxCouriers)", len(index))
+	}
+	i, _ := slices.BinarySearch(index, c.ID)
+	tx.PutJSON(CourierIndex, slices.Insert(index, i, c.ID))
 	tx.PutJSON(CourierKey(c.ID), c)
 	return nil
+}
+
+// listCouriers answers the whole courier registry, sorted by id.
+func listCouriers(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {
+	ids, _, err := service.Lookup[[]string](tx, CourierIndex)
+	if err != nil {
+		return service.Response{}, err
+	}
+	out := []*Courier{}
+	if ids != nil {
+		for _, id := range *ids {
+			c, err := service.Load[Courier](tx, CourierKey(id), "courier "+id)
+			if err != nil {
+				return service.Response{}, err
+			}
+			out = append(out, c)
+		}
+	}
+	return service.JSON(http.StatusOK, map[string][]*Courier{"couriers": out}), nil
 }
 
 func getPackage(tx *service.Tx, ctx *service.Context, req *service.Request) (service.Response, error) {

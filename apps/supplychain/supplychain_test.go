@@ -862,6 +862,13 @@ func TestCouriers(t *testing.T) {
 	adm.commit()
 	s := w.operatorAt("PKG-1", supplychain.StageQCPassed)
 	wantResp(t, "label CR-2", s.step("PKG-1", "label", `{"courier_id":"CR-2"}`), http.StatusOK, "", "")
+
+	// The registry lists every courier, genesis's too, sorted by id.
+	adm = w.open("S-adm-2", "ADM-1")
+	wantResp(t, "create CR-0", adm.post(supplychain.PathCouriers, `{"id":"CR-0","name":"Nol"}`), http.StatusCreated, "", "")
+	adm.commit()
+	wantBody(t, "list couriers", w.query(supplychain.PathCouriers), http.StatusOK,
+		`{"couriers":[{"id":"CR-0","name":"Nol"},{"id":"CR-1","name":"Kurir Cepat","actor_id":"CR-1"},{"id":"CR-2","name":"Dua"}]}`)
 }
 
 func TestGenesis(t *testing.T) {
