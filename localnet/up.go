@@ -2,11 +2,14 @@ package localnet
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +33,34 @@ type Config struct {
 	ValidatorNice int
 	// Logger receives supervision events; nil discards.
 	Logger *slog.Logger
+	// Out, if set, receives the console's address and a sign-in link per
+	// demo actor once the network serves.
+	Out io.Writer
+}
+
+// PrintConsole writes the first L2 node's console address and a sign-in
+// link for each demo actor (the L2 nodes' own keys excepted).
+func PrintConsole(w io.Writer, n *Network) {
+	base := "http://" + n.L2[0].HTTP + "/"
+	fmt.Fprintf(w, "\nConsole: %s\n\nSign-in links (%s):\n", base, devKeysNote)
+	l2 := map[string]bool{}
+	for _, nd := range n.L2 {
+		l2[nd.ID] = true
+	}
+	for _, a := range n.Actors {
+		if l2[a.ID] {
+			continue
+		}
+		fmt.Fprintf(w, "  %-14s %s\n", a.ID, SignInLink(base, a))
+	}
+	fmt.Fprintln(w)
+}
+
+// SignInLink is the console link that signs a browser in as a: the key
+// travels in the fragment, which the browser never sends to the server.
+func SignInLink(base string, a Actor) string {
+	q := url.Values{"actor": {a.ID}, "key": {base64.StdEncoding.EncodeToString(a.PrivateKey)}}
+	return base + "#" + q.Encode()
 }
 
 // ClusterFile is the name of the file Up writes once the network serves.
@@ -149,6 +180,9 @@ func Up(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log.Info("network serving", "dir", cfg.Dir, "validators", len(net.Validators), "l2", len(net.L2))
+	if cfg.Out != nil && len(net.L2) > 0 {
+		PrintConsole(cfg.Out, net)
+	}
 
 	// Supervise: one restart loop per child.
 	var wg sync.WaitGroup

@@ -2,9 +2,10 @@ package supplychain
 
 import (
 	"crypto/ed25519"
-	_ "embed"
+	"embed"
 	"encoding/base64"
 	"fmt"
+	"io/fs"
 	"net/http"
 
 	"github.com/duet-bft/duet/service"
@@ -12,6 +13,9 @@ import (
 
 //go:embed openapi.json
 var openAPI []byte
+
+//go:embed console
+var consoleFiles embed.FS
 
 // App is the supply chain as duet carries it (duet up --app supplychain,
 // the default).
@@ -29,6 +33,15 @@ var App = &service.App{
 	DemoGenesis: DemoGenesis,
 	OpenAPI:     openAPI,
 	Workload:    &service.Workload{Role: RoleOperator, Iteration: iteration},
+	Console:     consoleFS(),
+}
+
+func consoleFS() fs.FS {
+	f, err := fs.Sub(consoleFiles, "console")
+	if err != nil {
+		panic(err)
+	}
+	return f
 }
 
 func init() { service.RegisterApp(App) }

@@ -104,6 +104,7 @@ func runUp(ctx context.Context, args []string) error {
 		Spec:          localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort, App: app},
 		ValidatorNice: *nice,
 		Logger:        logger(),
+		Out:           os.Stdout,
 	})
 }
 

@@ -268,8 +268,17 @@ const verdicts = {
   PERMISSION_DENIED: "L1 refused a role",
 };
 
+// final reads a session's end as the node sends it
+// ({status, l1: {height, tx_hash}, error: {code, message}}).
+export function final(f) {
+  if (!f) return null;
+  return { status: f.status, height: f.l1 ? f.l1.height : 0, tx: f.l1 ? f.l1.tx_hash : "",
+    code: f.error ? f.error.code : "", reason: f.error ? f.error.message : "" };
+}
+
 // explainFinal says in words how a session ended.
-export function explainFinal(f) {
+export function explainFinal(raw) {
+  const f = final(raw);
   if (!f) return "";
   switch (f.status) {
     case "committed":

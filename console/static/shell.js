@@ -201,7 +201,7 @@ function sessionsPage(el, c) {
       const q = actor.value.trim() ? `?actor=${encodeURIComponent(actor.value.trim())}` : "";
       const v = (await duet.get(`/v1/sessions/${encodeURIComponent(id.value.trim())}${q}`)).session;
       fill(out,
-        h("p", {}, ui.pill(v.status), " ", v.final ? duet.explainFinal(v.final) : "", v.final && v.final.tx_hash ? h("code", {}, " tx ", ui.short(v.final.tx_hash)) : ""),
+        h("p", {}, ui.pill(v.status), " ", v.final ? duet.explainFinal(v.final) : "", v.final && v.final.l1 ? h("code", {}, " tx ", ui.short(v.final.l1.tx_hash)) : ""),
         h("ol", { start: 0 }, (v.ops || []).map((o) => h("li", {}, `${o.method} ${o.path} → ${o.status}`, h("span", { className: "muted" }, ` ${ui.time(o.time)}`)))));
     } catch (e) {
       fill(out);
@@ -221,10 +221,9 @@ function sessionStatus(el, id, onFinal) {
   return duet.follow(id, (ev) => {
     if (ev.type === "status") show(ev.status);
     if (ev.type === "final") {
-      const f = ev.final;
-      show(f.status, f.status === "committed"
-        ? `committed at height ${f.height}` : duet.explainFinal(f));
-      if (f.tx_hash) el.append(h("code", { className: "tx", title: f.tx_hash }, ` tx ${ui.short(f.tx_hash, 16)}`));
+      const f = duet.final(ev.final);
+      show(f.status, duet.explainFinal(ev.final));
+      if (f.tx) el.append(h("code", { className: "tx", title: f.tx }, ` tx ${ui.short(f.tx, 16)}`));
       if (onFinal) onFinal(f);
     }
   }, () => showError("Lost the session's event stream: the node may have gone away."));
