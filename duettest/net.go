@@ -18,6 +18,7 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/duet-bft/duet/buffer"
 	"github.com/duet-bft/duet/client"
@@ -119,8 +120,15 @@ func New(t testing.TB, cfg Config) *Net {
 	}
 	n.block(nil) // the genesis becomes committed state at height 1
 
+	// Wired as an L2 node wires them: the gateway's metrics observe the buffer.
+	preg := prometheus.NewRegistry()
+	metrics, err := gateway.NewMetrics(preg)
+	if err != nil {
+		lg.Close()
+		t.Fatalf("duettest: %v", err)
+	}
 	bc := buffer.Config{Node: NodeID, Key: n.Node.Key, Registry: lg.Registry(), WALPath: filepath.Join(dir, "wal.log"),
-		BatchInterval: time.Millisecond}
+		BatchInterval: time.Millisecond, Observer: metrics}
 	if cfg.Buffer != nil {
 		cfg.Buffer(&bc)
 	}
@@ -132,7 +140,7 @@ func New(t testing.TB, cfg Config) *Net {
 	n.Buffer = buf
 	lg.OnBlock(buf.OnBlock)
 	gc := gateway.Config{Buffer: buf, App: cfg.App, Registry: lg.Registry(), Chain: (*l1)(n),
-		Node: NodeID, NodeKey: n.Node.Public(),
+		Node: NodeID, NodeKey: n.Node.Public(), Metrics: metrics, Gatherer: preg,
 		L1Query: func(ctx context.Context, path string) (uint32, []byte, error) {
 			r, err := lg.Query(ctx, &abci.RequestQuery{Path: path})
 			if err != nil {
