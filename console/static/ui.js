@@ -62,10 +62,10 @@ export function chart(series, width = 320, height = 140) {
     return root;
   }
   const t0 = Math.min(...all.map((p) => p.t)), t1 = Math.max(...all.map((p) => p.t), t0 + 1);
-  const lo = 0.1, hi = Math.max(10, ...all.map((p) => p.ms)) * 1.2;
+  const lo = 0.1, hi = 10 ** Math.ceil(Math.log10(Math.max(10, ...all.map((p) => p.ms)) * 1.2));
   const x = (t) => pad.l + ((t - t0) / (t1 - t0)) * (width - pad.l - pad.r);
   const y = (ms) => height - pad.b - (Math.log10(Math.max(ms, lo) / lo) / Math.log10(hi / lo)) * (height - pad.t - pad.b);
-  for (const v of [1, 10, 100, 1000, 10000]) {
+  for (const v of [1, 10, 100, 1000, 10000, 100000]) {
     if (v > hi) break;
     root.append(svg("line", { x1: pad.l, x2: width - pad.r, y1: y(v), y2: y(v), class: "grid" }),
       svg("text", { x: pad.l - 3, y: y(v) + 3, "text-anchor": "end", class: "axis" }, v >= 1000 ? `${v / 1000}s` : `${v}ms`));
