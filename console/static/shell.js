@@ -117,9 +117,17 @@ function current() {
   return (appPages.find((p) => p.roles && p.roles.includes(identity.role)) || appPages[0] || framework[0]).id;
 }
 
-function render(id) {
+let shown = { id: "", actor: null }; // the page on screen, and for whom
+
+// render shows page id (default: the one the address names). The page
+// on screen is kept (with what was typed into it) when the address only
+// now names it, unless force or the identity changed.
+function render(id, force) {
   id = id || current();
   const page = pages().find((p) => p.id === id);
+  const actor = identity ? identity.actor : null;
+  const same = !force && shown.id === id && shown.actor === actor;
+  shown = { id, actor };
   const nav = $("#nav");
   fill(nav, pages().filter((p) => !p.hidden).map((p) =>
     h("a", { href: `#/${p.id}`, className: p.id === id ? "active" : "", testid: `nav-${p.id}` }, p.title)));
@@ -129,6 +137,7 @@ function render(id) {
        h("span", { className: "muted" }, ` ${identity.role}`),
        h("button", { className: "link", testid: "sign-out", onclick: signOut }, "Sign out")]
     : [h("a", { href: "#/signin", testid: "sign-in" }, "Sign in")]);
+  if (same) return;
   const main = $("#page");
   fill(main);
   showError(null);
