@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,10 +43,11 @@ func TestUp(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "net")
 	base := freeBasePort(t, 5)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", base+200)
+	var out lockedBuffer // what duet up prints
 	up := func() *exec.Cmd {
 		os.Remove(filepath.Join(home, localnet.ClusterFile))
 		cmd := exec.Command(bin, "up", "--home", home, "--base-port", fmt.Sprint(base), "--http", httpAddr)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -71,6 +75,22 @@ func TestUp(t *testing.T) {
 	}
 	if cl.L2[0].HTTP != httpAddr {
 		t.Errorf("L2 http %q, want %q", cl.L2[0].HTTP, httpAddr)
+	}
+	// It prints the console's address and a sign-in link per demo actor,
+	// and the console answers there.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "operator-1 "); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("duet up printed no sign-in links:\n%s", out.String())
+		}
+	}
+	if printed := out.String(); !strings.Contains(printed, "Console: http://"+httpAddr+"/") ||
+		!strings.Contains(printed, "http://"+httpAddr+"/#actor=operator-1&key=") || !strings.Contains(printed, "development keys") {
+		t.Errorf("duet up printed:\n%s", printed)
+	}
+	if resp, err := http.Get("http://" + httpAddr + "/"); err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("the console: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	var ready struct {
 		Status string `json:"status"`
@@ -203,4 +223,23 @@ func freeBasePort(t *testing.T, n int) int {
 		t.Fatal(err)
 	}
 	return base
+}
+
+// lockedBuffer is a bytes.Buffer a child process writes to while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
