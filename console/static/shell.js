@@ -62,19 +62,24 @@ async function restore() {
 // A sign-in link: #actor=ID&key=SEED (URLSearchParams form). The key is
 // imported, kept in IndexedDB as a non-extractable CryptoKey, and the
 // fragment is removed from the address bar at once.
+// It may arrive when the page loads, or later in an open tab (a link
+// pasted into its address bar changes only the fragment): fromLink
+// reports whether the address held one.
 async function fromLink() {
   const frag = location.hash.slice(1);
-  if (!frag.includes("actor=")) return;
+  if (!frag.includes("actor=")) return false;
   const p = new URLSearchParams(frag);
   history.replaceState(null, "", location.pathname + location.search);
   const actor = p.get("actor") || "";
   const seed = p.get("key") || "";
   try {
+    identity = null;
     const { key, pub } = await duet.importSeed(seed);
     await signIn(actor, key, pub);
   } catch (e) {
     startup = e;
   }
+  return true;
 }
 
 async function signOut() {
@@ -295,6 +300,20 @@ async function network() {
 // --- start ----------------------------------------------------------------
 
 async function main() {
+  // Listen from the start: a sign-in link pasted while the page starts is
+  // taken once it has.
+  let started;
+  const ready = new Promise((r) => (started = r));
+  addEventListener("hashchange", async () => {
+    await ready;
+    if (await fromLink()) {
+      render(undefined, true);
+      if (startup) showError(startup);
+      startup = null;
+      return;
+    }
+    render();
+  });
   try {
     info = await duet.get("/v1/network");
   } catch {}
@@ -306,14 +325,15 @@ async function main() {
   } catch {
     appPages = []; // an app without pages of its own
   }
-  await fromLink();
-  if (!identity) await restore();
-  addEventListener("hashchange", () => render());
+  const linked = await fromLink();
+  if (!identity && !linked) await restore(); // a link that failed does not fall back to another identity
   render();
   if (startup) showError(startup);
+  startup = null;
   network();
   setInterval(network, 2000);
   $("#loading").hidden = true;
+  started();
 }
 
 main();
