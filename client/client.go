@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/duet-bft/duet/proof"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
 )
@@ -67,11 +68,9 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
-// Receipt is a node's signed acknowledgement of an op.
-type Receipt struct {
-	protocol.Receipt
-	Signature []byte `json:"signature"`
-}
+// Receipt is a node's signed acknowledgement of an op: a promise that
+// CheckReceipt judges against a session proof.
+type Receipt = proof.Receipt
 
 // Result is the answer to a signed op.
 type Result struct {

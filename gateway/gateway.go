@@ -26,6 +26,7 @@ import (
 
 	"github.com/duet-bft/duet/buffer"
 	"github.com/duet-bft/duet/console"
+	"github.com/duet-bft/duet/proof"
 	"github.com/duet-bft/duet/protocol"
 	"github.com/duet-bft/duet/service"
 )
@@ -71,6 +72,20 @@ type Config struct {
 	L1Query func(ctx context.Context, path string) (code uint32, value []byte, err error)
 	// Network describes L1 for GET /v1/network; nil: only the height.
 	Network func() Network
+	// Prover builds session proofs for GET /v1/sessions/{id}/proof and
+	// the app's certificates; nil: they answer 503.
+	Prover Prover
+	// Trust is the chain's genesis trust: the node checks each certificate's
+	// proof before it serves it.
+	Trust proof.Trust
+}
+
+// Prover builds session proofs (package proof).
+type Prover interface {
+	// Proof returns the proof document of session id of actor; canonical:
+	// the form every node builds alike. Errors: proof.ErrNotFound,
+	// ErrNotFinal, ErrNotYet.
+	Proof(ctx context.Context, actor, id string, canonical bool) ([]byte, error)
 }
 
 // Network is L1 as this node's follower knows it.
@@ -130,6 +145,7 @@ func (h *handler) routes(doc []byte) []route {
 		{http.MethodGet, "/v1/evidence", "", http.HandlerFunc(h.evidence)},
 		{http.MethodGet, "/v1/sessions/{id}", "", http.HandlerFunc(h.session)},
 		{http.MethodGet, "/v1/sessions/{id}/events", "", http.HandlerFunc(h.events)},
+		{http.MethodGet, "/v1/sessions/{id}/proof", "", http.HandlerFunc(h.proof)},
 		{http.MethodGet, "/{$}", "/", console.Handler(h.cfg.App)},
 		{http.MethodGet, "/console/", "/console/{file}", console.Handler(h.cfg.App)},
 	}
@@ -192,6 +208,9 @@ func New(cfg Config) (http.Handler, error) {
 	h := &handler{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: cfg.Metrics}
 	for _, rt := range h.routes(doc) {
 		h.mux.Handle(rt.method+" "+rt.pattern, rt.h)
+	}
+	if c := cfg.App.Certificates; c != nil {
+		h.mux.HandleFunc("GET "+c.Path, h.certificate)
 	}
 	h.mux.HandleFunc("GET /", h.query)
 	h.mux.HandleFunc("/", h.op)

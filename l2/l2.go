@@ -21,6 +21,7 @@ import (
 	"github.com/duet-bft/duet/buffer"
 	"github.com/duet-bft/duet/chain"
 	"github.com/duet-bft/duet/gateway"
+	"github.com/duet-bft/duet/proof"
 	"github.com/duet-bft/duet/service"
 )
 
@@ -152,6 +153,12 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cn.App.OnBlock(buf.OnBlock)
+	trust, err := proof.TrustDoc(cn.CometBFT.GenesisDoc())
+	if err != nil {
+		buf.Close()
+		cn.Stop()
+		return nil, err
+	}
 	h, err := gateway.New(gateway.Config{Buffer: buf, App: cfg.App, Registry: cn.App.Registry(), Chain: chainIO, Node: fc.Node,
 		NodeKey: key.Public().(ed25519.PublicKey), Metrics: metrics, Gatherer: reg, Logger: log,
 		L1Query: func(ctx context.Context, path string) (uint32, []byte, error) {
@@ -162,6 +169,8 @@ func Start(cfg Config) (*Node, error) {
 			return r.Code, r.Value, nil
 		},
 		Network: func() gateway.Network { return network(cn) },
+		Prover:  prover{cn: cn, buf: buf, node: fc.Node, key: key},
+		Trust:   trust,
 	})
 	if err != nil {
 		buf.Close()

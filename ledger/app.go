@@ -92,6 +92,11 @@ func (c *Config) Validate() error {
 // Keys of the ledger's own records. Handlers can read but never write them.
 const evidencePrefix = service.ReservedPrefix + "evidence/"
 
+// EvidenceKey is the state key of the Evidence against node for a session.
+func EvidenceKey(node, actor, session string) string {
+	return evidencePrefix + node + "/" + actor + "/" + session
+}
+
 // SessionRecord is what the ledger keeps of each applied session.
 type SessionRecord = service.SessionRecord
 
@@ -542,7 +547,7 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 			Claimed: b.Ops[mismatch].Result.String(), Actual: results[mismatch].String()}
 		// One record per (node, actor, session): resubmitting the same
 		// signed lie cannot grow the state.
-		key := evidencePrefix + b.Node + "/" + b.Actor + "/" + b.Session
+		key := EvidenceKey(b.Node, b.Actor, b.Session)
 		if _, ver, err := st.Get(key); err != nil {
 			return verdict{}, err
 		} else if ver == 0 {
@@ -559,11 +564,15 @@ func (a *App) judge(blk *block, txHash string, b *protocol.Bundle) (verdict, err
 		return verdict{code: protocol.CodeInvalidSession, results: digest,
 			reason: fmt.Sprintf("op %d failed with %d %s: a bundle holds only ops that succeeded", failed, failedResp.Status, truncate(failedResp.Body))}, nil
 	}
-	if err := a.applyWrites(tx.Writes(), blk.height); err != nil {
+	writes := tx.Writes()
+	if err := a.applyWrites(writes, blk.height); err != nil {
 		return verdict{}, err
 	}
 	rec := SessionRecord{Session: b.Session, Actor: b.Actor, Node: b.Node, Height: blk.height, TxHash: txHash,
 		Ops: len(b.Ops), LastOp: lastOp.String(), Results: digest.String()}
+	for _, kv := range writes {
+		rec.Writes = append(rec.Writes, kv.Key)
+	}
 	if err := a.put(SessionKey(b.Actor, b.Session), service.MustJSON(rec), blk.height); err != nil {
 		return verdict{}, err
 	}

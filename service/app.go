@@ -56,6 +56,20 @@ type App struct {
 	// exports `pages`, and the files it loads. nil: the console shows only
 	// the framework's pages.
 	Console fs.FS
+	// Certificates, if set, lets every L2 node serve completion
+	// certificates (package proof) of the app's objects.
+	Certificates *Certificates
+}
+
+// Certificates names, for an object of the app, the committed session a
+// completion certificate is about.
+type Certificates struct {
+	// Path is the GET pattern, with {id}: "/v1/packages/{id}/certificate".
+	Path string
+	// Subject returns the state key of object id and the actor and id of
+	// the last committed session that wrote it, read from st (the
+	// committed state); ok false if there is none.
+	Subject func(st Store, id string) (key, actor, session string, ok bool)
 }
 
 // DemoActor is the role and organisation of a demo actor.

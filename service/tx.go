@@ -36,6 +36,9 @@ type SessionRecord struct {
 	Ops     int    `json:"ops"`
 	LastOp  string `json:"last_op"`
 	Results string `json:"results"`
+	// Writes are the state keys the session wrote, sorted: what a session
+	// proof proves the values of (package proof).
+	Writes []string `json:"writes,omitempty"`
 }
 
 // SessionKey is the state key of a committed session's record. Sessions are

@@ -34,6 +34,33 @@ var App = &service.App{
 	OpenAPI:     openAPI,
 	Workload:    &service.Workload{Role: RoleOperator, Iteration: iteration},
 	Console:     consoleFS(),
+	Certificates: &service.Certificates{
+		Path:    PathPackages + "/{id}/certificate",
+		Subject: certificateSubject,
+	},
+}
+
+// certificateSubject names the session a package's completion certificate
+// is about: the last committed session that wrote the package (after the
+// label step, the operator's session that labelled it).
+func certificateSubject(st service.Store, id string) (key, actor, session string, ok bool) {
+	if service.CheckID("package id", id) != nil {
+		return "", "", "", false
+	}
+	tx := service.NewTx(st)
+	p, err := loadPackage(tx, id)
+	if err != nil || p.HistoryChunks == 0 {
+		return "", "", "", false
+	}
+	chunk, err := historyChunk(tx, p, p.HistoryChunks-1)
+	if err != nil {
+		return "", "", "", false
+	}
+	last := chunk[len(chunk)-1]
+	if last.Session == "" {
+		return "", "", "", false
+	}
+	return PackageKey(id), last.Actor, last.Session, true
 }
 
 func consoleFS() fs.FS {

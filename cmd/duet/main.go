@@ -3,6 +3,7 @@
 //	duet up [--app NAME] [--home DIR] [flags]   generate/resume a local network and supervise it
 //	duet node --home DIR [--app NAME]           run one node (validator or L2) from its home
 //	duet bench [--app NAME] [flags]             measure L2 against direct mode
+//	duet verify --genesis G [--node URL] PROOF  check a session proof or a certificate offline
 //	duet apps                                   list the applications this binary carries
 package main
 
@@ -37,6 +38,7 @@ Usage:
   duet up [--app NAME] [--home DIR] [--validators N] [--l2 M]   run a local network
   duet node --home DIR [--app NAME]                             run one node
   duet bench [--app NAME] [--validators 4,7] [--l2 1,2]         measure L2 against direct mode
+  duet verify --genesis GENESIS [--node URL] PROOF|CERT|-       check a session proof or a certificate
   duet apps                                                     list the applications
 
 Run "duet <command> -h" for a command's flags.
@@ -57,6 +59,8 @@ func main() {
 		err = runNode(ctx, os.Args[2:])
 	case "bench":
 		err = runBench(ctx, os.Args[2:])
+	case "verify":
+		os.Exit(runVerify(ctx, os.Args[2:], os.Stdin, os.Stdout))
 	case "apps":
 		for _, a := range service.Apps() {
 			fmt.Printf("%s\t%s\t%s\n", a.Name, a.Version, a.Summary)

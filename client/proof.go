@@ -1,0 +1,94 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/duet-bft/duet/proof"
+)
+
+// Proof fetches the proof of session id of actor (package proof). A
+// canonical proof is the one every node builds alike, without the answers
+// and receipts only the executing node holds. While the node answers that
+// the session is not provable yet (the two blocks after it are a few
+// seconds away), Proof asks again until ctx ends.
+func (c *Client) Proof(ctx context.Context, actor, id string, canonical bool) ([]byte, error) {
+	path := "/v1/sessions/" + url.PathEscape(id) + "/proof?actor=" + url.QueryEscape(actor)
+	if canonical {
+		path += "&canonical=1"
+	}
+	for {
+		raw, err := c.GetRaw(ctx, path)
+		var e *Error
+		if !errors.As(err, &e) || (e.Code != "NOT_YET" && e.Code != "NOT_FINAL") {
+			return raw, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// GetRaw fetches a document's bytes as the node serves them.
+func (c *Client) GetRaw(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.do(req, nil)
+	if res == nil {
+		return nil, err
+	}
+	return res.Body, err
+}
+
+// VerifyProof checks a proof offline against the chain's genesis document
+// (proof.Verify).
+func VerifyProof(genesis, raw []byte) (*proof.Report, error) {
+	trust, err := proof.TrustGenesis(genesis)
+	if err != nil {
+		return nil, err
+	}
+	return proof.Verify(trust, raw)
+}
+
+// VerifyCertificate checks a completion certificate: it fetches the
+// canonical proof of the certificate's session from node, which it trusts
+// for nothing, and checks that the proof is the one the certificate names
+// (by hash), that it verifies against genesis, and that it says what the
+// certificate says.
+func VerifyCertificate(ctx context.Context, genesis, cert []byte, node *Client) (*proof.Certificate, *proof.Report, error) {
+	c, err := proof.ParseCertificate(cert)
+	if err != nil {
+		return nil, nil, &proof.CheckError{Check: "certificate", Err: err}
+	}
+	raw, err := node.Proof(ctx, c.Actor, c.Session, true)
+	if err != nil {
+		return c, nil, &proof.CheckError{Check: "fetch", Err: err}
+	}
+	if h := proof.Hash(raw); h != c.Proof {
+		return c, nil, &proof.CheckError{Check: "proof_hash", Err: fmt.Errorf("the node served a proof of hash %s, the certificate names %s", h, c.Proof)}
+	}
+	r, err := VerifyProof(genesis, raw)
+	if err != nil {
+		return c, r, err
+	}
+	return c, r, proof.CheckCertificate(c, r)
+}
+
+// CheckReceipt verifies a proof against genesis and judges a receipt of
+// its session against it: kept, or a broken promise by its node.
+func CheckReceipt(genesis, raw []byte, rc Receipt) (*proof.Report, *proof.Promise, error) {
+	trust, err := proof.TrustGenesis(genesis)
+	if err != nil {
+		return nil, nil, err
+	}
+	return proof.VerifyReceipt(trust, raw, rc)
+}
+

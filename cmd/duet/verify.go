@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/duet-bft/duet/client"
+	"github.com/duet-bft/duet/proof"
+)
+
+const verifyUsage = `Usage:
+  duet verify --genesis GENESIS.json [--json] [--receipt RECEIPT] PROOF.json|-
+  duet verify --genesis GENESIS.json --node URL [--json] CERTIFICATE|-
+
+Checks a session proof offline against the chain's genesis (its validator
+set is all it trusts), or a completion certificate by fetching the proof it
+names from any node (trusted for nothing). With --receipt, judges an L2
+node's receipt (the Duet-Receipt header, as JSON or as sent) against the
+proof: kept, or a broken promise by that node.
+
+Exit status: 0 valid (and, with --receipt, the promise kept); 1 invalid or
+an error, naming the first check that failed; 2 usage; 3 a promise not kept
+(broken, or rejected for a reason an honest node can meet).
+`
+
+// verifyOutput is what --json prints.
+type verifyOutput struct {
+	Valid       bool               `json:"valid"`
+	Report      *proof.Report      `json:"report,omitempty"`
+	Certificate *proof.Certificate `json:"certificate,omitempty"`
+	Promise     *proof.Promise     `json:"promise,omitempty"`
+	Failed      string             `json:"failed,omitempty"`
+	Error       string             `json:"error,omitempty"`
+}
+
+func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	genesisPath := fs.String("genesis", "", "the chain's genesis.json (required)")
+	node := fs.String("node", "", "check a certificate: fetch its proof from this L2 node (http://HOST:PORT)")
+	receiptPath := fs.String("receipt", "", "judge this receipt against the proof")
+	asJSON := fs.Bool("json", false, "print a machine-readable report")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || *genesisPath == "" || (*node != "" && *receiptPath != "") {
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "duet verify:", err)
+		}
+		fmt.Fprint(os.Stderr, verifyUsage)
+		return 2
+	}
+	out := verifyOutput{}
+	finish := func(code int, err error) int {
+		if err != nil {
+			var ce *proof.CheckError
+			if errors.As(err, &ce) {
+				out.Failed, out.Error = ce.Check, ce.Err.Error()
+			} else {
+				out.Failed, out.Error = "input", err.Error()
+			}
+		}
+		out.Valid = err == nil && out.Report != nil && out.Report.Valid
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(out)
+			return code
+		}
+		switch {
+		case err != nil:
+			fmt.Fprintf(stdout, "INVALID: %s: %s\n", out.Failed, out.Error)
+		case out.Promise != nil:
+			fmt.Fprintln(stdout, out.Report.Summary())
+			fmt.Fprintln(stdout, out.Promise.String())
+		case out.Certificate != nil:
+			fmt.Fprintf(stdout, "certificate valid: %s written by session %s of %s, %s at height %d; %s\n",
+				out.Certificate.Key, out.Certificate.Session, out.Certificate.Actor, out.Certificate.Outcome, out.Certificate.Height, out.Report.Summary())
+		default:
+			fmt.Fprintln(stdout, out.Report.Summary())
+		}
+		return code
+	}
+	genesis, err := os.ReadFile(*genesisPath)
+	if err != nil {
+		return finish(1, err)
+	}
+	doc, err := readInput(fs.Arg(0), stdin, proof.MaxProofBytes)
+	if err != nil {
+		return finish(1, err)
+	}
+	switch {
+	case *node != "":
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out.Certificate, out.Report, err = client.VerifyCertificate(ctx, genesis, doc, client.New(*node))
+		if err != nil {
+			return finish(1, err)
+		}
+	case *receiptPath != "":
+		rc, err := readReceipt(*receiptPath)
+		if err != nil {
+			return finish(1, err)
+		}
+		out.Report, out.Promise, err = client.CheckReceipt(genesis, doc, rc)
+		if err != nil {
+			return finish(1, err)
+		}
+		if !out.Promise.Kept {
+			return finish(3, nil)
+		}
+	default:
+		out.Report, err = client.VerifyProof(genesis, doc)
+		if err != nil {
+			return finish(1, err)
+		}
+	}
+	return finish(0, nil)
+}
+
+func readInput(path string, stdin io.Reader, limit int) ([]byte, error) {
+	var r io.Reader = stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err == nil && len(b) > limit {
+		err = fmt.Errorf("%s: over %d bytes", path, limit)
+	}
+	return b, err
+}
+
+// readReceipt reads a receipt as JSON, or as the Duet-Receipt header sends
+// it (base64 of the JSON).
+func readReceipt(path string) (client.Receipt, error) {
+	var rc client.Receipt
+	raw, err := readInput(path, nil, 4096)
+	if err != nil {
+		return rc, err
+	}
+	s := strings.TrimSpace(string(raw))
+	if !strings.HasPrefix(s, "{") {
+		dec, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return rc, fmt.Errorf("receipt %s: neither JSON nor base64 of it", path)
+		}
+		s = string(dec)
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rc); err != nil {
+		return rc, fmt.Errorf("receipt %s: %w", path, err)
+	}
+	return rc, nil
+}

@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/duet-bft/duet/proof"
+	"github.com/duet-bft/duet/protocol"
+)
+
+// proof serves GET /v1/sessions/{id}/proof?actor=A[&canonical=1].
+func (h *handler) proof(w http.ResponseWriter, r *http.Request) {
+	id, actor := r.PathValue("id"), r.URL.Query().Get("actor")
+	if !protocol.ValidID(id) || !protocol.ValidID(actor) {
+		writeError(w, http.StatusBadRequest, "MALFORMED", "name the session by its id and its actor: /v1/sessions/{id}/proof?actor=ID")
+		return
+	}
+	canonical := false
+	switch r.URL.Query().Get("canonical") {
+	case "", "0", "false":
+	case "1", "true":
+		canonical = true
+	default:
+		writeError(w, http.StatusBadRequest, "MALFORMED", "canonical must be 1 or 0")
+		return
+	}
+	raw, ok := h.buildProof(w, r, actor, id, canonical)
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Duet-Proof-Hash", proof.Hash(raw))
+	w.Write(raw)
+}
+
+func (h *handler) buildProof(w http.ResponseWriter, r *http.Request, actor, id string, canonical bool) ([]byte, bool) {
+	if h.cfg.Prover == nil {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "this node builds no proofs")
+		return nil, false
+	}
+	raw, err := h.cfg.Prover.Proof(r.Context(), actor, id, canonical)
+	switch {
+	case err == nil:
+		return raw, true
+	case errors.Is(err, proof.ErrNotFound):
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no session "+id+" of "+actor+" that L1 judged, as this node knows")
+	case errors.Is(err, proof.ErrNotFinal):
+		writeError(w, http.StatusConflict, "NOT_FINAL", "session "+id+" is not final yet")
+	case errors.Is(err, proof.ErrNotYet):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "NOT_YET", err.Error())
+	default:
+		h.log.Error("proof", "session", id, "actor", actor, "err", err)
+		writeError(w, http.StatusInternalServerError, "INTERNAL", err.Error())
+	}
+	return nil, false
+}
+
+// certificate serves the app's certificate route: the completion
+// certificate of the last committed session that wrote the object, as
+// text, or as a QR code (?format=png).
+func (h *handler) certificate(w http.ResponseWriter, r *http.Request) {
+	c := h.cfg.App.Certificates
+	id := r.PathValue("id")
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "text" && format != "png" {
+		writeError(w, http.StatusBadRequest, "MALFORMED", "format must be text or png")
+		return
+	}
+	st, _ := h.cfg.Chain.Committed()
+	key, actor, session, ok := c.Subject(st, id)
+	if !ok {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no committed session wrote "+id)
+		return
+	}
+	raw, ok := h.buildProof(w, r, actor, session, true)
+	if !ok {
+		return
+	}
+	rep, err := proof.Verify(h.cfg.Trust, raw)
+	if err == nil {
+		var cert *proof.Certificate
+		if cert, err = proof.CertificateOf(rep, key); err == nil {
+			text := cert.Encode()
+			if format == "png" {
+				png, err := qrcode.Encode(string(text), qrcode.Medium, 320)
+				if err != nil {
+					writeError(w, http.StatusInternalServerError, "INTERNAL", err.Error())
+					return
+				}
+				w.Header().Set("Content-Type", "image/png")
+				w.Write(png)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write(text)
+			return
+		}
+	}
+	h.log.Error("certificate: own proof does not verify", "id", id, "err", err)
+	writeError(w, http.StatusInternalServerError, "INTERNAL", "the proof does not verify: "+err.Error())
+}

@@ -1,0 +1,73 @@
+package l2
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+
+	"github.com/duet-bft/duet/buffer"
+	"github.com/duet-bft/duet/chain"
+	"github.com/duet-bft/duet/proof"
+	"github.com/duet-bft/duet/protocol"
+)
+
+// prover builds session proofs from this node's follower (blocks, results,
+// state) and buffer (the answers it gave, while it keeps them).
+type prover struct {
+	cn   *chain.Node
+	buf  *buffer.Buffer
+	node string
+	key  ed25519.PrivateKey
+}
+
+// Proof builds the proof of session id of actor. A canonical proof holds
+// what every node builds alike (no answers, no receipts); otherwise the
+// node adds the answers it kept and, for its own sessions, its receipts.
+func (p prover) Proof(ctx context.Context, actor, id string, canonical bool) ([]byte, error) {
+	v, ok := p.buf.Lookup(id, actor)
+	if ok && v.Actor == actor && v.Final == nil {
+		return nil, proof.ErrNotFinal
+	}
+	var height int64
+	var txHash string
+	if ok && v.Actor == actor && v.Final.Height != 0 {
+		height, txHash = v.Final.Height, v.Final.TxHash
+	} else {
+		// Not held here, or not judged by L1 as this node saw it (rejected
+		// for good at CheckTx): L1's transaction index says.
+		var found bool
+		var err error
+		if height, txHash, found, err = p.cn.FindSession(ctx, id, actor); err != nil {
+			return nil, err
+		} else if !found {
+			return nil, proof.ErrNotFound
+		}
+		v.Ops = nil
+	}
+	pb, err := p.cn.ProofBlock(height)
+	if errors.Is(err, chain.ErrNotProvable) {
+		return nil, proof.ErrNotYet
+	} else if err != nil {
+		return nil, err
+	}
+	in := proof.Input{ChainID: p.cn.CometBFT.GenesisDoc().ChainID, Header: pb.Header, Txs: pb.Txs, Results: pb.Results,
+		Next: pb.Next, Vals: pb.Vals, TxHash: txHash, Session: id, Actor: actor,
+		Prove: func(h int64, keys []string) ([]proof.State, error) {
+			sp, err := p.cn.App.Prove(h, keys)
+			out := make([]proof.State, len(sp))
+			for i, s := range sp {
+				out[i] = proof.State(s)
+			}
+			return out, err
+		}}
+	if !canonical {
+		in.Answers = v.Ops
+		in.SignReceipt = func(rc protocol.Receipt) []byte {
+			if rc.Node != p.node {
+				return nil
+			}
+			return rc.Sign(p.key)
+		}
+	}
+	return proof.Build(in)
+}
