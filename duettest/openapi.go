@@ -174,6 +174,12 @@ func checkRoutes(t testing.TB, app *service.App, doc *document) {
 			t.Errorf("gateway route %s %s is not documented", r[0], r[1])
 		}
 	}
+	if c := app.Certificates; c != nil {
+		served[http.MethodGet+" "+c.Path] = true
+		if _, ok := doc.operation(t, http.MethodGet, c.Path); !ok {
+			t.Errorf("certificate route GET %s is not documented", c.Path)
+		}
+	}
 	for _, r := range app.Registry.Routes() {
 		served[r.Method+" "+r.Pattern] = true
 		op, ok := doc.operation(t, r.Method, r.Pattern)

@@ -113,8 +113,9 @@ func TestHappyPath(t *testing.T) {
 		t.Fatal("/session/S-1: not found")
 	}
 	want := ledger.SessionRecord{Session: "S-1", Actor: "OP-1", Node: "L2-1", Height: h.height, TxHash: txHash(tx),
-		Ops: 6, LastOp: lastOpHash(&b).String(), Results: digest.String()}
-	if rec != want {
+		Ops: 6, LastOp: lastOpHash(&b).String(), Results: digest.String(),
+		Writes: []string{"pkg/PKG-1", "pkg/PKG-1/history/0000000001"}}
+	if fmt.Sprint(rec) != fmt.Sprint(want) {
 		t.Fatalf("got session record %+v, want %+v", rec, want)
 	}
 	if rec, _ := h.sessionRecord("SUP-1", "new-PKG-1"); rec.Height != createdAt {
