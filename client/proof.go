@@ -91,4 +91,3 @@ func CheckReceipt(genesis, raw []byte, rc Receipt) (*proof.Report, *proof.Promis
 	}
 	return proof.VerifyReceipt(trust, raw, rc)
 }
-

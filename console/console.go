@@ -12,11 +12,15 @@
 package console
 
 import (
+	"bytes"
+	"compress/gzip"
 	"embed"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/duet-bft/duet/service"
 )
@@ -24,9 +28,13 @@ import (
 //go:embed static
 var static embed.FS
 
+//go:generate go run ./internal/genwasm
+
 // Policy is the Content-Security-Policy of every console response: the
-// page may load and connect to nothing but the node that served it.
-const Policy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+// page may load and connect to nothing but the node that served it. It may
+// compile WebAssembly ('wasm-unsafe-eval', which allows no JavaScript
+// eval): the proof verifier, served by the node like every other file.
+const Policy = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 	"font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Handler serves the console of app: GET / is the page, /console/... the
@@ -51,6 +59,10 @@ func Handler(app *service.App) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
+		if src == files && name == "verify.wasm" {
+			serveWasm(w, r)
+			return
+		}
 		data, err := fs.ReadFile(src, name)
 		if err != nil {
 			http.NotFound(w, r)
@@ -64,6 +76,42 @@ func Handler(app *service.App) http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		w.Write(data)
 	})
+}
+
+// serveWasm serves the proof verifier (package console/verifier, built by
+// go generate): gzip-compressed as embedded, to every browser (they all
+// accept it), or decompressed for a client that does not. Its ETag is its
+// sources' digest, so a browser downloads it again only when it changed.
+func serveWasm(w http.ResponseWriter, r *http.Request) {
+	gz, err := static.ReadFile("static/verify.wasm.gz")
+	src, err2 := static.ReadFile("static/verify.wasm.src")
+	if err != nil || err2 != nil {
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/wasm")
+	h.Set("Content-Security-Policy", Policy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", `"`+strings.TrimSpace(string(src))+`"`)
+	h.Set("Vary", "Accept-Encoding")
+	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		raw, err := io.ReadAll(zr)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		http.ServeContent(w, r, "verify.wasm", time.Time{}, bytes.NewReader(raw))
+		return
+	}
+	h.Set("Content-Encoding", "gzip")
+	http.ServeContent(w, r, "verify.wasm", time.Time{}, bytes.NewReader(gz))
 }
 
 func contentType(name string) string {

@@ -92,6 +92,10 @@ type Prover interface {
 type Network struct {
 	ChainID    string      `json:"chain_id"`
 	Validators []Validator `json:"validators"`
+	// ValidatorsHash is the hash of the genesis validator set (hex): what a
+	// proof verifier trusts (package proof). Only as trustworthy as this
+	// node: compare it with the one `duet verify --genesis G --trust` prints.
+	ValidatorsHash string `json:"validators_hash,omitempty"`
 }
 
 // Validator is one validator of L1.

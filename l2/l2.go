@@ -6,6 +6,7 @@ package l2
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -194,6 +195,9 @@ func Start(cfg Config) (*Node, error) {
 func network(cn *chain.Node) gateway.Network {
 	g := cn.CometBFT.GenesisDoc()
 	n := gateway.Network{ChainID: g.ChainID}
+	if t, err := proof.TrustDoc(g); err == nil {
+		n.ValidatorsHash = hex.EncodeToString(t.ValidatorsHash)
+	}
 	for _, v := range g.Validators {
 		addr := v.Address.String()
 		n.Validators = append(n.Validators, gateway.Validator{Name: v.Name, Address: addr, Power: v.Power, Signed: cn.App.Signed(addr)})

@@ -350,4 +350,3 @@ func tamperBytes(t *testing.T, trust proof.Trust, raw []byte, n int) {
 		}
 	}
 }
-

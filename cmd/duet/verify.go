@@ -19,12 +19,15 @@ import (
 const verifyUsage = `Usage:
   duet verify --genesis GENESIS.json [--json] [--receipt RECEIPT] PROOF.json|-
   duet verify --genesis GENESIS.json --node URL [--json] CERTIFICATE|-
+  duet verify --genesis GENESIS.json --trust
 
 Checks a session proof offline against the chain's genesis (its validator
 set is all it trusts), or a completion certificate by fetching the proof it
 names from any node (trusted for nothing). With --receipt, judges an L2
 node's receipt (the Duet-Receipt header, as JSON or as sent) against the
-proof: kept, or a broken promise by that node.
+proof: kept, or a broken promise by that node. With --trust, prints the
+chain id and the genesis validator set's hash, which the console asks you
+to pin.
 
 Exit status: 0 valid (and, with --receipt, the promise kept); 1 invalid or
 an error, naming the first check that failed; 2 usage; 3 a promise not kept
@@ -48,7 +51,21 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	node := fs.String("node", "", "check a certificate: fetch its proof from this L2 node (http://HOST:PORT)")
 	receiptPath := fs.String("receipt", "", "judge this receipt against the proof")
 	asJSON := fs.Bool("json", false, "print a machine-readable report")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 || *genesisPath == "" || (*node != "" && *receiptPath != "") {
+	printTrust := fs.Bool("trust", false, "print what the genesis makes a verifier trust (chain id, validator set hash) and stop")
+	err := fs.Parse(args)
+	if err == nil && *printTrust && *genesisPath != "" && fs.NArg() == 0 {
+		raw, err := os.ReadFile(*genesisPath)
+		if err == nil {
+			var t proof.Trust
+			if t, err = proof.TrustGenesis(raw); err == nil {
+				fmt.Fprintf(stdout, "chain %s validators %x\n", t.ChainID, t.ValidatorsHash)
+				return 0
+			}
+		}
+		fmt.Fprintln(os.Stderr, "duet verify:", err)
+		return 1
+	}
+	if err != nil || fs.NArg() != 1 || *genesisPath == "" || (*node != "" && *receiptPath != "") {
 		if err != nil && !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "duet verify:", err)
 		}
