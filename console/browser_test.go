@@ -97,13 +97,13 @@ func chromium(t *testing.T) string {
 
 // browser is one headless Chromium, for one test and one node.
 type browser struct {
-	t   *testing.T
-	n   *duettest.Net
-	ctx context.Context // the browser's; each page is a child
+	t    *testing.T
+	node string          // the node's URL
+	ctx  context.Context // the browser's; each page is a child
 }
 
-// newBrowser starts Chromium; t's cleanup stops it.
-func newBrowser(t *testing.T, n *duettest.Net) *browser {
+// newBrowser starts Chromium for the node at url; t's cleanup stops it.
+func newBrowser(t *testing.T, node string) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -119,7 +119,7 @@ func newBrowser(t *testing.T, n *duettest.Net) *browser {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
-	return &browser{t: t, n: n, ctx: ctx}
+	return &browser{t: t, node: node, ctx: ctx}
 }
 
 // page is one tab of the console.
@@ -147,7 +147,7 @@ type request struct {
 // openConsole starts a browser with one page, at the console.
 func openConsole(t *testing.T, n *duettest.Net) *page {
 	t.Helper()
-	p := newBrowser(t, n).page("")
+	p := newBrowser(t, n.Server.URL).page("")
 	p.navigate("/")
 	return p
 }
@@ -165,7 +165,7 @@ func (b *browser) page(name string) *page {
 		cancel()
 		cancelTab()
 	})
-	p := &page{t: t, name: name, node: b.n.Server.URL, tab: tab, ctx: ctx}
+	p := &page{t: t, name: name, node: b.node, tab: tab, ctx: ctx}
 	// Listen's func runs in the loop that reads the tab's messages: it only
 	// appends.
 	if err := chromedp.Listen(tab, p.record); err != nil {
@@ -318,7 +318,12 @@ func (p *page) navigate(path string) {
 // actor's own, unless a test means to get it wrong).
 func (p *page) signInWith(actor, key string) {
 	p.t.Helper()
-	seed := base64.StdEncoding.EncodeToString(servicetest.Key(key).Seed())
+	p.signInSeed(actor, base64.StdEncoding.EncodeToString(servicetest.Key(key).Seed()))
+}
+
+// signInSeed opens actor's sign-in link with an Ed25519 seed (base64).
+func (p *page) signInSeed(actor, seed string) {
+	p.t.Helper()
 	p.navigate("/#actor=" + actor + "&key=" + url.QueryEscape(seed))
 	// The page takes the key off the address bar, whatever it makes of it.
 	ctx, cancel := context.WithTimeout(p.ctx, waitTimeout)
@@ -510,7 +515,7 @@ func TestConsoleOperatorWorkflow(t *testing.T) {
 func TestConsoleHolderNamed(t *testing.T) {
 	n := newNet(t)
 	createPackage(t, n, "PKG-1")
-	b := newBrowser(t, n)
+	b := newBrowser(t, n.Server.URL)
 
 	first := b.page("operator-1")
 	first.signIn("operator-1")

@@ -5,6 +5,7 @@
 
 import * as duet from "./duet.js";
 import * as ui from "./ui.js";
+import * as verify from "./verify.js";
 
 const { h, fill } = ui;
 const $ = (sel) => document.querySelector(sel);
@@ -100,6 +101,7 @@ function ctx() {
     get: duet.get,
     status: sessionStatus,
     evidence,
+    verify,
     go: (id) => (location.hash = `#/${id}`),
   };
 }

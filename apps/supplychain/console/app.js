@@ -2,7 +2,7 @@
 // operator's workflow at the scanner, the supplier's signed packages, and
 // the auditor's view of a package's committed history. The console's
 // shell gives each page a ctx: {duet, ui, identity, error, session,
-// get, status, evidence, go}.
+// get, status, evidence, verify, go}.
 
 const enc = new TextEncoder();
 
@@ -33,6 +33,7 @@ function operator(el, ctx) {
   const statusBox = h("div", { className: "row" });
   const steps = h("ol", { className: "steps", "aria-label": "answered steps" });
   const work = h("div");
+  const cert = h("div");
   let s = null; // the session
   let pkg = "";
   let stop = () => {};
@@ -63,14 +64,17 @@ function operator(el, ctx) {
     s = ctx.session("wf");
     fill(steps);
     fill(work);
+    fill(cert);
     const r = await run("start", () => s.start({ package_id: pkg }));
     if (!r) {
       s = null;
       return;
     }
     done("start", r, `session ${s.id} on ${pkg}`);
-    stop = ctx.status(statusBox, s.id, () => {
+    const mine = s.id, labelled = () => steps.querySelector('[data-step="label"]');
+    stop = ctx.status(statusBox, s.id, (f) => {
       for (const b of work.querySelectorAll("button")) b.disabled = true;
+      if (f.status === "committed" && labelled()) certificate(ctx, cert, pkg, mine);
     });
     showControls();
   }
@@ -154,7 +158,37 @@ function operator(el, ctx) {
     h("h1", {}, "Operator"),
     h("p", { className: "muted" }, "Scan a package (or type its id and press Enter) to open a session; each step is answered at once by this node and signed by you; Commit sends the session to L1."),
     h("div", { className: "row" }, pkgInput, button("start-session", "Start session", start)),
-    statusBox, steps, work);
+    statusBox, steps, work, cert);
+}
+
+// certificate shows a package's completion certificate (text and QR code,
+// for the shipping label) once the session that wrote it last is the one
+// expected (or any, if session is ""). The node answers 503 until the
+// block after next has its commit, a few seconds.
+async function certificate(ctx, el, pkg, session) {
+  const { h, fill } = ctx.ui;
+  fill(el, h("p", { className: "muted" }, "Waiting for the completion certificate…"));
+  const url = `/v1/packages/${encodeURIComponent(pkg)}/certificate`;
+  for (let i = 0; i < 40; i++) {
+    const res = await fetch(url);
+    const text = await res.text();
+    if (res.ok && (!session || text.includes(`/${session}\n`))) {
+      fill(el, h("div", { className: "card certificate", testid: "certificate" },
+        h("img", { src: `${url}?format=png`, alt: `QR code of the completion certificate of ${pkg}`, testid: "certificate-qr" }),
+        h("div", {}, h("p", {}, h("strong", {}, "Completion certificate"), " for the shipping label: anyone can check it with ",
+          h("code", {}, "duet verify --node"), " or on the Auditor page."),
+          h("pre", { testid: "certificate-text" }, text))));
+      return text;
+    }
+    let code = "";
+    try {
+      code = JSON.parse(text).error.code;
+    } catch {}
+    if (res.ok ? false : code !== "NOT_YET") break; // only "not provable yet" is worth waiting for
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  fill(el, h("p", { className: "muted" }, "No completion certificate yet."));
+  return "";
 }
 
 // --- supplier ---------------------------------------------------------------
@@ -215,6 +249,8 @@ function auditor(el, ctx) {
   const search = h("input", { testid: "package-search", placeholder: "package id", autocomplete: "off" });
   const out = h("div");
   const evidence = h("div");
+  const trustBox = h("div");
+  const paste = h("div");
   const actors = new Map();
 
   async function actor(id) {
@@ -234,6 +270,8 @@ function auditor(el, ctx) {
         ctx.get(`/v1/packages/${q}/history?view=committed`),
         ctx.get("/v1/network"),
       ]);
+      const checks = h("div");
+      const seen = new Set(); // one proof button per session
       const rows = await Promise.all(hist.history.map(async (e) => {
         const a = await actor(e.actor);
         return h("tr", { testid: "history-entry" },
@@ -241,8 +279,10 @@ function auditor(el, ctx) {
           h("td", {}, h("strong", {}, e.step)),
           h("td", {}, e.actor, h("div", { className: "muted" }, `${a.role}, ${a.org}`)),
           h("td", {}, h("code", {}, e.session), h("div", { className: "muted" }, `op ${e.seq}`)),
-          h("td", {}, e.l1 ? [`height ${e.l1.height}`, h("div", {}, h("code", { title: e.l1.tx_hash }, ctx.ui.short(e.l1.tx_hash, 16)))] : "not on L1 yet"));
+          h("td", {}, e.l1 ? [`height ${e.l1.height}`, h("div", {}, h("code", { title: e.l1.tx_hash }, ctx.ui.short(e.l1.tx_hash, 16))),
+            seen.has(e.session) ? null : (seen.add(e.session), ctx.verify.proofButton(checks, e.actor, e.session, "check proof"))] : "not on L1 yet"));
       }));
+      const certBox = h("div"), certOut = h("div");
       const pk = p.package;
       fill(out,
         h("div", { className: "card" },
@@ -251,9 +291,13 @@ function auditor(el, ctx) {
           h("p", { className: "muted" }, `Supplier ${pk.supplier}; ${hist.total} steps in all.`)),
         h("table", { testid: "history" },
           h("tr", {}, ["when", "what", "who", "session", "L1"].map((t) => h("th", {}, t))), rows),
+        checks,
         h("p", { className: "muted" },
-          `Where this comes from: this node's own follower of L1, which verified every block (L1 height ${net.height}). `,
-          "A proof you can check yourself comes with verifiable finality."));
+          `Where this comes from: this node's own follower of L1 (L1 height ${net.height}). Do not take its word: `,
+          "check proof fetches the session's proof and checks it in this browser against the validator set you pinned."),
+        certBox);
+      const text = await certificate(ctx, certBox, pkg, "");
+      if (text) certBox.append(h("div", { className: "row" }, h("button", { className: "secondary", testid: "check-certificate", onclick: () => checkCertificate(ctx, certOut, text) }, "Check the certificate here")), certOut);
     } catch (e) {
       fill(out);
       ctx.error(e);
@@ -269,8 +313,41 @@ function auditor(el, ctx) {
     h("h1", {}, "Auditor"),
     h("p", { className: "muted" }, "No key needed: the committed record is public. Search a package for its history on L1."),
     h("div", { className: "row" }, search, h("button", { onclick: find }, "Search")),
-    out, evidence);
+    trustBox, out,
+    h("h2", {}, "Check a proof or a receipt you hold"),
+    h("p", { className: "muted" }, "Paste a session proof (from GET /v1/sessions/{id}/proof, any node), and optionally a receipt an L2 node gave you: a receipt that L1's outcome contradicts is a broken promise by that node."),
+    paste, evidence);
+  ctx.verify.trustPanel(trustBox).catch((e) => ctx.error(e));
+  ctx.verify.pastePanel(paste);
   ctx.evidence(evidence);
+}
+
+// checkCertificate fetches the canonical proof the certificate names from
+// this node (trusted for nothing), checks that its hash is the
+// certificate's, then checks the proof and what the certificate says.
+async function checkCertificate(ctx, el, text) {
+  const { h, fill } = ctx.ui;
+  const line = (name) => (text.split("\n").find((l) => l.startsWith(name + " ")) || "").slice(name.length + 1);
+  const [actor, session] = line("session").split("/");
+  fill(el, h("p", { className: "muted" }, "Fetching the proof the certificate names…"));
+  try {
+    const doc = await ctx.verify.fetchProof(actor, session, true);
+    const hash = ctx.duet.hex(await ctx.duet.sha256(new TextEncoder().encode(doc)));
+    if (hash !== line("proof")) {
+      fill(el, h("p", { className: "bad", testid: "certificate-result", dataset: { valid: "false" } }, `✗ The node served a proof of hash ${hash}; the certificate names ${line("proof")}.`));
+      return;
+    }
+    const r = await ctx.verify.check(doc);
+    const rep = r.report;
+    const agrees = rep.valid && rep.chain_id === line("chain") && (rep.writes || []).includes(line("key")) &&
+      `${rep.actor}/${rep.session}` === line("session") && String(rep.height) === line("height") && `${rep.outcome} ${rep.results}` === line("outcome");
+    const res = h("div");
+    ctx.verify.show(res, r);
+    fill(el, h("p", { testid: "certificate-result", dataset: { valid: agrees ? "true" : "false" }, className: agrees ? "ok" : "bad" },
+      agrees ? "✓ The certificate names this proof, and the proof says what the certificate says." : "✗ The proof does not say what the certificate says."), res);
+  } catch (e) {
+    fill(el, h("p", { className: "bad" }, e.message));
+  }
 }
 
 export const pages = [
