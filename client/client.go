@@ -140,7 +140,7 @@ func (s *Session) Do(ctx context.Context, method, path string, body, out any) (*
 		return res, err
 	}
 	if rc := res.Receipt; s.c.NodeKey != nil {
-		if rc == nil || !rc.Verify(s.c.NodeKey, rc.Signature) || rc.Session != s.ID || rc.Seq != s.seq ||
+		if rc == nil || !rc.Verify(s.c.NodeKey, rc.Signature) || rc.Actor != s.signer.ID || rc.Session != s.ID || rc.Seq != s.seq ||
 			rc.Op != protocol.OpHash(signed) || rc.Result != protocol.ResultHash(res.Status, res.Body) {
 			return res, fmt.Errorf("client: receipt for %s seq %d does not match the op and its result", s.ID, s.seq)
 		}

@@ -11,15 +11,22 @@ import (
 	"github.com/duet-bft/duet/proof"
 )
 
-// Proof fetches the proof of session id of actor (package proof). A
-// canonical proof is the one every node builds alike, without the answers
-// and receipts only the executing node holds. While the node answers that
-// the session is not provable yet (the two blocks after it are a few
-// seconds away), Proof asks again until ctx ends.
-func (c *Client) Proof(ctx context.Context, actor, id string, canonical bool) ([]byte, error) {
-	path := "/v1/sessions/" + url.PathEscape(id) + "/proof?actor=" + url.QueryEscape(actor)
-	if canonical {
+// Proof fetches a session proof (package proof): of session req.Session
+// of req.Actor; canonical, the one every node builds alike, without the
+// answers and receipts only the executing node holds; with Absent, a proof
+// that L1 has not committed it, if it has not. While the node answers that
+// the session is not final or not provable yet (the two blocks after it are
+// a few seconds away), Proof asks again until ctx ends.
+func (c *Client) Proof(ctx context.Context, req proof.Request) ([]byte, error) {
+	path := "/v1/sessions/" + url.PathEscape(req.Session) + "/proof?actor=" + url.QueryEscape(req.Actor)
+	if req.Canonical {
 		path += "&canonical=1"
+	}
+	if req.Absent {
+		path += "&absent=1"
+	}
+	if req.Node != "" {
+		path += "&node=" + url.QueryEscape(req.Node)
 	}
 	for {
 		raw, err := c.GetRaw(ctx, path)
@@ -68,7 +75,7 @@ func VerifyCertificate(ctx context.Context, genesis, cert []byte, node *Client) 
 	if err != nil {
 		return nil, nil, &proof.CheckError{Check: "certificate", Err: err}
 	}
-	raw, err := node.Proof(ctx, c.Actor, c.Session, true)
+	raw, err := node.Proof(ctx, proof.Request{Actor: c.Actor, Session: c.Session, Canonical: true})
 	if err != nil {
 		return c, nil, &proof.CheckError{Check: "fetch", Err: err}
 	}
@@ -80,6 +87,16 @@ func VerifyCertificate(ctx context.Context, genesis, cert []byte, node *Client) 
 		return c, r, err
 	}
 	return c, r, proof.CheckCertificate(c, r)
+}
+
+// JudgeReceipt fetches from node (trusted for nothing) the proof of the
+// receipt's session, or of its absence, and judges the receipt against it.
+func JudgeReceipt(ctx context.Context, genesis []byte, rc Receipt, node *Client) (*proof.Report, *proof.Promise, error) {
+	raw, err := node.Proof(ctx, proof.Request{Actor: rc.Actor, Session: rc.Session, Absent: true, Node: rc.Node})
+	if err != nil {
+		return nil, nil, &proof.CheckError{Check: "fetch", Err: err}
+	}
+	return CheckReceipt(genesis, raw, rc)
 }
 
 // CheckReceipt verifies a proof against genesis and judges a receipt of

@@ -154,7 +154,7 @@ func TestConsoleProof(t *testing.T) {
 	a.waitPresent(tid("certificate-result") + "[data-valid=true]")
 
 	// The same cases as the Go verifier, pasted.
-	full, err := c.Proof(ctx, op.ID, session, false)
+	full, err := c.Proof(ctx, proof.Request{Actor: op.ID, Session: session})
 	if err != nil {
 		t.Fatal(err)
 	}

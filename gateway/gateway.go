@@ -82,10 +82,9 @@ type Config struct {
 
 // Prover builds session proofs (package proof).
 type Prover interface {
-	// Proof returns the proof document of session id of actor; canonical:
-	// the form every node builds alike. Errors: proof.ErrNotFound,
-	// ErrNotFinal, ErrNotYet.
-	Proof(ctx context.Context, actor, id string, canonical bool) ([]byte, error)
+	// Proof returns a proof document (see proof.Request). Errors:
+	// proof.ErrNotFound, ErrNotFinal, ErrNotYet.
+	Proof(ctx context.Context, req proof.Request) ([]byte, error)
 }
 
 // Network is L1 as this node's follower knows it.

@@ -10,23 +10,32 @@ import (
 	"github.com/duet-bft/duet/protocol"
 )
 
-// proof serves GET /v1/sessions/{id}/proof?actor=A[&canonical=1].
+// proof serves GET /v1/sessions/{id}/proof?actor=A[&canonical=1][&absent=1[&node=N]].
 func (h *handler) proof(w http.ResponseWriter, r *http.Request) {
-	id, actor := r.PathValue("id"), r.URL.Query().Get("actor")
-	if !protocol.ValidID(id) || !protocol.ValidID(actor) {
+	q := r.URL.Query()
+	req := proof.Request{Session: r.PathValue("id"), Actor: q.Get("actor"), Node: q.Get("node")}
+	if !protocol.ValidID(req.Session) || !protocol.ValidID(req.Actor) {
 		writeError(w, http.StatusBadRequest, "MALFORMED", "name the session by its id and its actor: /v1/sessions/{id}/proof?actor=ID")
 		return
 	}
-	canonical := false
-	switch r.URL.Query().Get("canonical") {
-	case "", "0", "false":
-	case "1", "true":
-		canonical = true
-	default:
-		writeError(w, http.StatusBadRequest, "MALFORMED", "canonical must be 1 or 0")
+	if req.Node != "" && !protocol.ValidID(req.Node) {
+		writeError(w, http.StatusBadRequest, "MALFORMED", "node must be an actor id")
 		return
 	}
-	raw, ok := h.buildProof(w, r, actor, id, canonical)
+	for _, f := range []struct {
+		name string
+		v    *bool
+	}{{"canonical", &req.Canonical}, {"absent", &req.Absent}} {
+		switch q.Get(f.name) {
+		case "", "0", "false":
+		case "1", "true":
+			*f.v = true
+		default:
+			writeError(w, http.StatusBadRequest, "MALFORMED", f.name+" must be 1 or 0")
+			return
+		}
+	}
+	raw, ok := h.buildProof(w, r, req)
 	if !ok {
 		return
 	}
@@ -35,17 +44,18 @@ func (h *handler) proof(w http.ResponseWriter, r *http.Request) {
 	w.Write(raw)
 }
 
-func (h *handler) buildProof(w http.ResponseWriter, r *http.Request, actor, id string, canonical bool) ([]byte, bool) {
+func (h *handler) buildProof(w http.ResponseWriter, r *http.Request, req proof.Request) ([]byte, bool) {
 	if h.cfg.Prover == nil {
 		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "this node builds no proofs")
 		return nil, false
 	}
-	raw, err := h.cfg.Prover.Proof(r.Context(), actor, id, canonical)
+	raw, err := h.cfg.Prover.Proof(r.Context(), req)
+	id, actor := req.Session, req.Actor
 	switch {
 	case err == nil:
 		return raw, true
 	case errors.Is(err, proof.ErrNotFound):
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "no session "+id+" of "+actor+" that L1 judged, as this node knows")
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no session "+id+" of "+actor+" that L1 judged, as this node knows; add absent=1 for a proof that L1 has not committed it")
 	case errors.Is(err, proof.ErrNotFinal):
 		writeError(w, http.StatusConflict, "NOT_FINAL", "session "+id+" is not final yet")
 	case errors.Is(err, proof.ErrNotYet):
@@ -75,7 +85,7 @@ func (h *handler) certificate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no committed session wrote "+id)
 		return
 	}
-	raw, ok := h.buildProof(w, r, actor, session, true)
+	raw, ok := h.buildProof(w, r, proof.Request{Actor: actor, Session: session, Canonical: true})
 	if !ok {
 		return
 	}

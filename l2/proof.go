@@ -23,7 +23,8 @@ type prover struct {
 // Proof builds the proof of session id of actor. A canonical proof holds
 // what every node builds alike (no answers, no receipts); otherwise the
 // node adds the answers it kept and, for its own sessions, its receipts.
-func (p prover) Proof(ctx context.Context, actor, id string, canonical bool) ([]byte, error) {
+func (p prover) Proof(ctx context.Context, req proof.Request) ([]byte, error) {
+	actor, id := req.Actor, req.Session
 	v, ok := p.buf.Lookup(id, actor)
 	if ok && v.Actor == actor && v.Final == nil {
 		return nil, proof.ErrNotFinal
@@ -39,6 +40,8 @@ func (p prover) Proof(ctx context.Context, actor, id string, canonical bool) ([]
 		var err error
 		if height, txHash, found, err = p.cn.FindSession(ctx, id, actor); err != nil {
 			return nil, err
+		} else if !found && req.Absent {
+			return p.absence(req)
 		} else if !found {
 			return nil, proof.ErrNotFound
 		}
@@ -52,15 +55,8 @@ func (p prover) Proof(ctx context.Context, actor, id string, canonical bool) ([]
 	}
 	in := proof.Input{ChainID: p.cn.CometBFT.GenesisDoc().ChainID, Header: pb.Header, Txs: pb.Txs, Results: pb.Results,
 		Next: pb.Next, Vals: pb.Vals, TxHash: txHash, Session: id, Actor: actor,
-		Prove: func(h int64, keys []string) ([]proof.State, error) {
-			sp, err := p.cn.App.Prove(h, keys)
-			out := make([]proof.State, len(sp))
-			for i, s := range sp {
-				out[i] = proof.State(s)
-			}
-			return out, err
-		}}
-	if !canonical {
+			Prove: p.prove}
+	if !req.Canonical {
 		in.Answers = v.Ops
 		in.SignReceipt = func(rc protocol.Receipt) []byte {
 			if rc.Node != p.node {
@@ -70,4 +66,32 @@ func (p prover) Proof(ctx context.Context, actor, id string, canonical bool) ([]
 		}
 	}
 	return proof.Build(in)
+}
+
+func (p prover) prove(h int64, keys []string) ([]proof.State, error) {
+	sp, err := p.cn.App.Prove(h, keys)
+	out := make([]proof.State, len(sp))
+	for i, s := range sp {
+		out[i] = proof.State(s)
+	}
+	return out, err
+}
+
+// absence proves that L1 has not committed the session, as of the last
+// height this node can prove.
+func (p prover) absence(req proof.Request) ([]byte, error) {
+	h := p.cn.CometBFT.BlockStore().Height() - 2
+	if h < 2 {
+		return nil, proof.ErrNotYet
+	}
+	pb, err := p.cn.ProofBlock(h)
+	if err != nil {
+		return nil, err
+	}
+	node := req.Node
+	if node == "" {
+		node = p.node
+	}
+	return proof.BuildAbsence(proof.AbsenceInput{ChainID: p.cn.CometBFT.GenesisDoc().ChainID, Header: pb.Header, Next: pb.Next, Vals: pb.Vals,
+		Session: req.Session, Actor: req.Actor, Node: node, Prove: p.prove})
 }

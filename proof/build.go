@@ -98,7 +98,7 @@ func Build(in Input) ([]byte, error) {
 		}
 		p.Ops = append(p.Ops, op)
 		if in.SignReceipt != nil {
-			rc := protocol.Receipt{Node: b.Node, Session: b.Session, Seq: uint64(c.Seq), Op: c.Hash, Result: o.Result, Time: o.Time}
+			rc := protocol.Receipt{Node: b.Node, Actor: b.Actor, Session: b.Session, Seq: uint64(c.Seq), Op: c.Hash, Result: o.Result, Time: o.Time}
 			p.Receipts = append(p.Receipts, Receipt{Receipt: rc, Signature: in.SignReceipt(rc)})
 		}
 	}
@@ -160,6 +160,52 @@ func Build(in Input) ([]byte, error) {
 		}
 	default:
 		p.StateAfter = []State{}
+	}
+	return Encode(&p)
+}
+
+// AbsenceInput is what BuildAbsence assembles a proof of absence from.
+type AbsenceInput struct {
+	ChainID string
+	Header  types.Header        // block Height
+	Next    types.SignedHeader  // block Height+1 with its canonical commit
+	Vals    *types.ValidatorSet // of Height+1
+	Session string
+	Actor   string
+	Node    string // the L2 node whose promises the proof is held against
+	Prove   func(height int64, keys []string) ([]State, error)
+}
+
+// BuildAbsence assembles a proof that L1 had not committed session Session
+// of Actor as of block Height (Outcome Absent).
+func BuildAbsence(in AbsenceInput) ([]byte, error) {
+	h := in.Header.Height
+	if h < 2 {
+		return nil, fmt.Errorf("proof: height %d has no state before it to prove against", h)
+	}
+	header, err := in.Header.ToProto().Marshal()
+	if err != nil {
+		return nil, err
+	}
+	p := Proof{Format: Format, ChainID: in.ChainID, Session: in.Session, Actor: in.Actor, Node: in.Node, Height: h,
+		Outcome: Outcome{Code: Absent}, Ops: []Op{}, Receipts: []Receipt{},
+		Block: Block{Header: header, TxProof: MerkleProof{Aunts: [][]byte{}}, ResultProof: MerkleProof{Aunts: [][]byte{}}}}
+	if p.LightBlock, err = lightBlock(in.Next, in.Vals); err != nil {
+		return nil, err
+	}
+	if p.StateBefore, err = in.Prove(h-1, []string{service.ActorKey(in.Actor), service.ActorKey(in.Node)}); err != nil {
+		return nil, err
+	}
+	for _, s := range p.StateBefore {
+		if s.Stored == nil {
+			return nil, fmt.Errorf("%w: L1 has no %s", ErrNotFound, s.Key)
+		}
+	}
+	if p.StateAfter, err = in.Prove(h, []string{service.SessionKey(in.Actor, in.Session)}); err != nil {
+		return nil, err
+	}
+	if p.StateAfter[0].Stored != nil {
+		return nil, errors.New("proof: the session is committed")
 	}
 	return Encode(&p)
 }

@@ -63,8 +63,8 @@ func (v *verifier) judge(rc Receipt) (*Promise, error) {
 	if rc.Node != p.Node {
 		return nil, fmt.Errorf("the receipt is node %s's; the proof's session went through node %s", rc.Node, p.Node)
 	}
-	if rc.Session != p.Session {
-		return nil, fmt.Errorf("the receipt is for session %s, the proof for %s", rc.Session, p.Session)
+	if rc.Session != p.Session || rc.Actor != p.Actor {
+		return nil, fmt.Errorf("the receipt is for session %s of %s, the proof for %s of %s", rc.Session, rc.Actor, p.Session, p.Actor)
 	}
 	if !rc.Verify(v.nodeKey, rc.Signature) {
 		return nil, fmt.Errorf("node %s's signature of the receipt does not verify", rc.Node)
@@ -73,6 +73,20 @@ func (v *verifier) judge(rc Receipt) (*Promise, error) {
 	promised := fmt.Sprintf("it promised op %d (%s) with result %s at %s", rc.Seq, rc.Op, rc.Result,
 		time.UnixMilli(rc.Time).UTC().Format(time.RFC3339Nano))
 	n := uint64(len(p.Ops))
+	if p.Outcome.Code == Absent {
+		deadline := rc.Time + ReceiptDeadline.Milliseconds()
+		at := v.header.Time.UnixMilli()
+		when := func(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
+		if at > deadline {
+			pr.Broken = true
+			pr.Evidence = fmt.Sprintf("%s; L1 had not committed the session as of height %d (%s), past the deadline %s (%s after the op's time) after which L1 takes no op of it",
+				promised, p.Height, when(at), when(deadline), ReceiptDeadline)
+		} else {
+			pr.Evidence = fmt.Sprintf("%s; L1 had not committed the session as of height %d (%s), but the node has until %s to get it there",
+				promised, p.Height, when(at), when(deadline))
+		}
+		return pr, nil
+	}
 	switch v.outcome.Code {
 	case protocol.CodeOK:
 		pr.Broken = true

@@ -65,9 +65,18 @@ type Proof struct {
 	StateAfter []State `json:"state_after"`
 }
 
+// Absent is the outcome of a proof of absence: as of Height, L1 holds no
+// record of the session (it committed no such session). Such a proof
+// carries block Height's header, the light block Height+1, the actor's and
+// the node's records (StateBefore) and a non-membership proof of the
+// session's record (StateAfter); every other field is empty. Held against
+// a receipt, it shows a promise the node did not keep in time (see
+// ReceiptDeadline).
+const Absent = "ABSENT"
+
 // Outcome is L1's verdict on one bundle.
 type Outcome struct {
-	Code    string        `json:"code"`    // protocol.Code name: OK, RESULT_MISMATCH, ...
+	Code    string        `json:"code"`    // protocol.Code name: OK, RESULT_MISMATCH, ...; or Absent
 	Results protocol.Hash `json:"results"` // L1's results digest of its re-execution (hex)
 }
 
@@ -144,6 +153,19 @@ type State struct {
 	Key    string `json:"key"`
 	Stored []byte `json:"stored"` // uvarint(version) || value, base64
 	Proof  []byte `json:"proof"`  // ics23.CommitmentProof, protobuf, base64
+}
+
+// Request asks a node for a proof.
+type Request struct {
+	Actor, Session string
+	// Canonical: without the answers and receipts only the executing node
+	// holds, so that every node gives the same bytes.
+	Canonical bool
+	// Absent: if L1 never judged the session, a proof of absence (as of
+	// the last provable height) rather than ErrNotFound; Node names the L2
+	// node it is held against (default: the serving node).
+	Absent bool
+	Node   string
 }
 
 // Errors a node's prover returns.

@@ -95,6 +95,10 @@ func (r *Report) Summary() string {
 	if !r.Valid {
 		return fmt.Sprintf("INVALID: %s: %s", r.Failed, r.Error)
 	}
+	if r.Outcome == Absent {
+		return fmt.Sprintf("valid: L1 had not committed session %s of %s as of height %d of %s (%s; signed by %s of the voting power), %d checks",
+			r.Session, r.Actor, r.Height, r.ChainID, r.Time, r.Signed, len(r.Checks))
+	}
 	return fmt.Sprintf("valid: session %s of %s, %d ops via %s, %s at height %d of %s (signed by %s of the voting power), %d checks",
 		r.Session, r.Actor, r.Ops, r.Node, r.Outcome, r.Height, r.ChainID, r.Signed, len(r.Checks))
 }
@@ -201,10 +205,11 @@ func (v *verifier) run() error {
 	p, r := v.p, v.r
 	r.ChainID, r.Session, r.Actor, r.Node, r.Height = p.ChainID, p.Session, p.Actor, p.Node, p.Height
 	r.Outcome, r.Results, r.Ops = p.Outcome.Code, p.Outcome.Results.String(), len(p.Ops)
-	steps := []struct {
+	type step struct {
 		name string
 		f    func() error
-	}{
+	}
+	steps := []step{
 		{"chain_id", v.chainID},
 		{"light_block", v.lightBlock},
 		{"header", v.headerH},
@@ -216,6 +221,9 @@ func (v *verifier) run() error {
 		{"results", v.results},
 		{"state_after", v.stateAfter},
 		{"receipts", v.receipts},
+	}
+	if p.Outcome.Code == Absent {
+		steps = append(steps[:3:3], step{"state_before", v.stateBefore}, step{"absence", v.absence})
 	}
 	for _, s := range steps {
 		if err := v.check(s.name, s.f); err != nil {
@@ -636,6 +644,30 @@ func (v *verifier) stateAfter() error {
 	return nil
 }
 
+// absence checks a proof of absence: nothing but the header, the light
+// block, the two keys and a non-membership proof of the session's record
+// against the state after Height.
+func (v *verifier) absence() error {
+	p, b := v.p, v.p.Block
+	empty := func(m MerkleProof) bool { return m.Total == 0 && m.Index == 0 && len(m.LeafHash) == 0 && len(m.Aunts) == 0 }
+	if p.Outcome.Results != protocol.ZeroHash || len(p.Ops) != 0 || len(p.Receipts) != 0 || len(b.Tx) != 0 || b.Bundle != 0 ||
+		!empty(b.TxProof) || !empty(b.ResultProof) || b.Result.Code != 0 || len(b.Result.Data) != 0 || b.Result.GasWanted != 0 || b.Result.GasUsed != 0 {
+		return errors.New("a proof of absence carries no results, ops, receipts or transaction")
+	}
+	key := service.SessionKey(p.Actor, p.Session)
+	if len(p.StateAfter) != 1 || p.StateAfter[0].Key != key || p.StateAfter[0].Stored != nil {
+		return fmt.Errorf("want one entry: the absence of %s", key)
+	}
+	var cp ics23.CommitmentProof
+	if err := canonical(p.StateAfter[0].Proof, &cp); err != nil {
+		return fmt.Errorf("%s: proof: %w", key, err)
+	}
+	if !ics23.VerifyNonMembership(ics23.IavlSpec, ics23.CommitmentRoot(v.next.AppHash), &cp, []byte(key)) {
+		return fmt.Errorf("%s: the ics23 non-membership proof does not verify against app hash %X", key, v.next.AppHash)
+	}
+	return nil
+}
+
 // evidenceKey is ledger.EvidenceKey (the ledger is not imported here: it
 // does not build for WebAssembly).
 func evidenceKey(node, actor, session string) string {
@@ -651,7 +683,7 @@ func (v *verifier) receipts() error {
 	}
 	for i := range rs {
 		rc, o := &rs[i], &v.p.Ops[i]
-		if rc.Node != v.p.Node || rc.Session != v.p.Session || rc.Seq != uint64(i) || rc.Op != o.Hash || rc.Result != o.ResultHash || rc.Time != o.Time {
+		if rc.Node != v.p.Node || rc.Actor != v.p.Actor || rc.Session != v.p.Session || rc.Seq != uint64(i) || rc.Op != o.Hash || rc.Result != o.ResultHash || rc.Time != o.Time {
 			return fmt.Errorf("receipt %d is not op %d's", i, i)
 		}
 		if !rc.Verify(v.nodeKey, rc.Signature) {

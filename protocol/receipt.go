@@ -7,11 +7,15 @@ import (
 )
 
 // Receipt is an L2 node's signed acknowledgement of one step: it executed op
-// seq of the session (identified by its hash) at Time and got Result. A client
-// holding a receipt can prove what L2 promised; L1's verdict on the bundle
-// then either matches it or is evidence against the node.
+// seq of actor's session (the op identified by its hash) at Time and got
+// Result. A client holding a receipt can prove what L2 promised; L1's
+// verdict on the bundle then either matches it or is evidence against the
+// node (package proof). It names the actor because L1 keys sessions by
+// actor and id: without it, a receipt could not be held against L1's
+// record of one actor's session, nor against its absence.
 type Receipt struct {
 	Node    string `json:"node"`
+	Actor   string `json:"actor"`
 	Session string `json:"session"`
 	Seq     uint64 `json:"seq"`
 	Op      Hash   `json:"op"`     // hex
@@ -21,10 +25,14 @@ type Receipt struct {
 
 // Bytes returns what the node signs:
 //
-//	duet/receipt/v1\n<node>\n<session>\n<seq>\n<op hash hex>\n<result hash hex>\n<time ms>
+//	duet/receipt/v2\n<node>\n<actor>\n<session>\n<seq>\n<op hash hex>\n<result hash hex>\n<time ms>
+//
+// (v1 had no actor.)
 func (r *Receipt) Bytes() []byte {
-	b := []byte("duet/receipt/v1\n")
+	b := []byte("duet/receipt/v2\n")
 	b = append(b, r.Node...)
+	b = append(b, '\n')
+	b = append(b, r.Actor...)
 	b = append(b, '\n')
 	b = append(b, r.Session...)
 	b = append(b, '\n')

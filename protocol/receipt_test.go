@@ -9,6 +9,7 @@ import (
 func testReceipt() protocol.Receipt {
 	return protocol.Receipt{
 		Node:    "node-1",
+		Actor:   "alice",
 		Session: "s-1",
 		Seq:     2,
 		Op:      seqHash(),
@@ -19,7 +20,7 @@ func testReceipt() protocol.Receipt {
 
 func TestReceiptBytesGolden(t *testing.T) {
 	r := testReceipt()
-	want := "duet/receipt/v1\nnode-1\ns-1\n2\n" +
+	want := "duet/receipt/v2\nnode-1\nalice\ns-1\n2\n" +
 		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n" +
 		"0000000000000000000000000000000000000000000000000000000000000000\n" +
 		"1700000000123"

@@ -71,7 +71,7 @@ func TestProof(t *testing.T) {
 	}
 
 	// The executing node's proof: answers and receipts included.
-	raw, err := c0.Proof(ctx, op1.ID, "wf-p", false)
+	raw, err := c0.Proof(ctx, proof.Request{Actor: op1.ID, Session: "wf-p"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestProof(t *testing.T) {
 	if code, outs := byz.submit(lie); code != 0 || len(outs) != 1 || outs[0].Code != protocol.CodeResultMismatch {
 		t.Fatalf("the lie: CheckTx %v, verdicts %+v", code, outs)
 	}
-	lieProof, err := c1.Proof(ctx, sup.ID, "lie-1", false)
+	lieProof, err := c1.Proof(ctx, proof.Request{Actor: sup.ID, Session: "lie-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestProof(t *testing.T) {
 	for c := range lie.Chain() {
 		lieOp = c.Hash
 	}
-	lr := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Session: "lie-1", Seq: 0, Op: lieOp, Result: lie.Ops[0].Result, Time: lie.Ops[0].Time}}
+	lr := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Actor: sup.ID, Session: "lie-1", Seq: 0, Op: lieOp, Result: lie.Ops[0].Result, Time: lie.Ops[0].Time}}
 	lr.Signature = lr.Receipt.Sign(byz.node.Key())
 	rc, _ = json.Marshal(lr)
 	os.WriteFile(rcPath, rc, 0o644)
@@ -220,6 +220,41 @@ func TestProof(t *testing.T) {
 	if out, code := duet(t, nil, "verify", "--genesis", genesisPath, "--receipt", rcPath, proofPath); code != 3 ||
 		!strings.Contains(out, "broken promise by node l2-0") || !strings.Contains(out, "RESULT_MISMATCH") {
 		t.Errorf("a RESULT_MISMATCH receipt: exit %d: %s", code, out)
+	}
+
+	// Receipts for ops that never reached L1: a proof of absence (any
+	// node gives one) shows the promise broken once the deadline passed,
+	// and not yet before.
+	if _, err := c0.Proof(ctx, proof.Request{Actor: op1.ID, Session: "never-1"}); err == nil || !strings.Contains(err.Error(), "absent=1") {
+		t.Errorf("the proof of a session L1 never saw: %v, want 404 naming absent=1", err)
+	}
+	absent, err := c1.Proof(ctx, proof.Request{Actor: op1.ID, Session: "never-1", Absent: true, Node: byz.node.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	absRep, err := client.VerifyProof(genesis, absent)
+	if err != nil || absRep.Outcome != proof.Absent {
+		t.Fatalf("the proof of absence: %+v %v", absRep, err)
+	}
+	tamperEveryField(t, trust, absent)
+	for _, tc := range []struct {
+		age  time.Duration
+		code int
+		want string
+	}{
+		{proof.ReceiptDeadline + time.Hour, 3, "broken promise by node l2-0"},
+		{time.Minute, 4, "the node has until"},
+	} {
+		r := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Actor: op1.ID, Session: "never-1", Seq: 1,
+			Op: protocol.ResultHash(1, nil), Result: protocol.ResultHash(200, nil), Time: time.Now().Add(-tc.age).UnixMilli()}}
+		r.Signature = r.Receipt.Sign(byz.node.Key())
+		rc, _ = json.Marshal(r)
+		os.WriteFile(rcPath, rc, 0o644)
+		if out, code := duet(t, nil, "verify", "--genesis", genesisPath, "--node", c0.BaseURL, "--receipt", rcPath); code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("a receipt %s old for an op never on L1: exit %d: %s", tc.age, code, out)
+		} else {
+			t.Logf("a receipt %s old for an op never on L1: %s", tc.age, strings.TrimSpace(out))
+		}
 	}
 }
 

@@ -19,19 +19,21 @@ import (
 const verifyUsage = `Usage:
   duet verify --genesis GENESIS.json [--json] [--receipt RECEIPT] PROOF.json|-
   duet verify --genesis GENESIS.json --node URL [--json] CERTIFICATE|-
+  duet verify --genesis GENESIS.json --node URL --receipt RECEIPT [--json]
   duet verify --genesis GENESIS.json --trust
 
 Checks a session proof offline against the chain's genesis (its validator
 set is all it trusts), or a completion certificate by fetching the proof it
 names from any node (trusted for nothing). With --receipt, judges an L2
 node's receipt (the Duet-Receipt header, as JSON or as sent) against the
-proof: kept, or a broken promise by that node. With --trust, prints the
-chain id and the genesis validator set's hash, which the console asks you
-to pin.
+proof of its session, or, fetched from --node, of the session or of its
+absence from L1: kept, or a broken promise by that node. With --trust,
+prints the chain id and the genesis validator set's hash, which the console
+asks you to pin.
 
 Exit status: 0 valid (and, with --receipt, the promise kept); 1 invalid or
-an error, naming the first check that failed; 2 usage; 3 a promise not kept
-(broken, or rejected for a reason an honest node can meet).
+an error, naming the first check that failed; 2 usage; 3 a broken promise;
+4 a promise not kept that is not (or not yet) attributable to the node.
 `
 
 // verifyOutput is what --json prints.
@@ -65,7 +67,8 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		fmt.Fprintln(os.Stderr, "duet verify:", err)
 		return 1
 	}
-	if err != nil || fs.NArg() != 1 || *genesisPath == "" || (*node != "" && *receiptPath != "") {
+	judgeOnline := *node != "" && *receiptPath != ""
+	if err != nil || (fs.NArg() != 1 && !judgeOnline) || (fs.NArg() != 0 && judgeOnline) || *genesisPath == "" {
 		if err != nil && !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "duet verify:", err)
 		}
@@ -107,11 +110,25 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err != nil {
 		return finish(1, err)
 	}
-	doc, err := readInput(fs.Arg(0), stdin, proof.MaxProofBytes)
-	if err != nil {
-		return finish(1, err)
+	var doc []byte
+	if !judgeOnline {
+		if doc, err = readInput(fs.Arg(0), stdin, proof.MaxProofBytes); err != nil {
+			return finish(1, err)
+		}
 	}
 	switch {
+	case judgeOnline:
+		rc, err := readReceipt(*receiptPath)
+		if err != nil {
+			return finish(1, err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out.Report, out.Promise, err = client.JudgeReceipt(ctx, genesis, rc, client.New(*node))
+		if err != nil {
+			return finish(1, err)
+		}
+		return finish(promiseCode(out.Promise), nil)
 	case *node != "":
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -128,9 +145,7 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		if err != nil {
 			return finish(1, err)
 		}
-		if !out.Promise.Kept {
-			return finish(3, nil)
-		}
+		return finish(promiseCode(out.Promise), nil)
 	default:
 		out.Report, err = client.VerifyProof(genesis, doc)
 		if err != nil {
@@ -138,6 +153,17 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		}
 	}
 	return finish(0, nil)
+}
+
+// promiseCode is the exit status of a judged receipt.
+func promiseCode(p *proof.Promise) int {
+	switch {
+	case p.Kept:
+		return 0
+	case p.Broken:
+		return 3
+	}
+	return 4
 }
 
 func readInput(path string, stdin io.Reader, limit int) ([]byte, error) {

@@ -54,7 +54,7 @@ export async function resultHash(status, body) {
 }
 
 function receiptBytes(r) {
-  return enc.encode(`duet/receipt/v1\n${r.node}\n${r.session}\n${r.seq}\n${r.op}\n${r.result}\n${r.time}`);
+  return enc.encode(`duet/receipt/v2\n${r.node}\n${r.actor}\n${r.session}\n${r.seq}\n${r.op}\n${r.result}\n${r.time}`);
 }
 
 // --- identities -----------------------------------------------------------
@@ -152,13 +152,13 @@ export async function node() {
 
 // checkReceipt verifies a Duet-Receipt header against the node's key and
 // the op and answer it acknowledges.
-async function checkReceipt(header, session, seq, opHash, status, body) {
+async function checkReceipt(header, actor, session, seq, opHash, status, body) {
   if (!header) throw new Error("the node gave no receipt");
   const r = JSON.parse(new TextDecoder().decode(unb64(header)));
   if (!nodeKey) await node();
   const ok = await crypto.subtle.verify({ name: "Ed25519" }, nodeKey, unb64(r.signature), receiptBytes(r));
   if (!ok) throw new Error("the receipt's signature does not verify against this node's key");
-  if (r.session !== session || r.seq !== seq || r.op !== opHash || r.result !== (await resultHash(status, body))) {
+  if (r.actor !== actor || r.session !== session || r.seq !== seq || r.op !== opHash || r.result !== (await resultHash(status, body))) {
     throw new Error("the receipt does not match the op and its answer");
   }
   return r;
@@ -211,7 +211,7 @@ export class Session {
     } catch {}
     if (!res.ok) throw new HTTPError(res.status, json, res.headers);
     const opHash = hex(await sha256(signed));
-    const receipt = await checkReceipt(res.headers.get("Duet-Receipt"), this.id, this.seq, opHash, res.status, bytes);
+    const receipt = await checkReceipt(res.headers.get("Duet-Receipt"), this.identity.actor, this.id, this.seq, opHash, res.status, bytes);
     this.prev = opHash;
     this.seq++;
     return { status: res.status, body: json, ms, receipt, height: res.headers.get("Duet-L1-Height"), tx: res.headers.get("Duet-L1-Tx") };
