@@ -55,7 +55,7 @@ func (p prover) Proof(ctx context.Context, req proof.Request) ([]byte, error) {
 	}
 	in := proof.Input{ChainID: p.cn.CometBFT.GenesisDoc().ChainID, Header: pb.Header, Txs: pb.Txs, Results: pb.Results,
 		Next: pb.Next, Vals: pb.Vals, TxHash: txHash, Session: id, Actor: actor,
-			Prove: p.prove}
+		Prove: p.prove}
 	if !req.Canonical {
 		in.Answers = v.Ops
 		in.SignReceipt = func(rc protocol.Receipt) []byte {

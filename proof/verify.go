@@ -649,7 +649,9 @@ func (v *verifier) stateAfter() error {
 // against the state after Height.
 func (v *verifier) absence() error {
 	p, b := v.p, v.p.Block
-	empty := func(m MerkleProof) bool { return m.Total == 0 && m.Index == 0 && len(m.LeafHash) == 0 && len(m.Aunts) == 0 }
+	empty := func(m MerkleProof) bool {
+		return m.Total == 0 && m.Index == 0 && len(m.LeafHash) == 0 && len(m.Aunts) == 0
+	}
 	if p.Outcome.Results != protocol.ZeroHash || len(p.Ops) != 0 || len(p.Receipts) != 0 || len(b.Tx) != 0 || b.Bundle != 0 ||
 		!empty(b.TxProof) || !empty(b.ResultProof) || b.Result.Code != 0 || len(b.Result.Data) != 0 || b.Result.GasWanted != 0 || b.Result.GasUsed != 0 {
 		return errors.New("a proof of absence carries no results, ops, receipts or transaction")
