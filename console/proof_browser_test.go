@@ -195,6 +195,28 @@ func TestConsoleProof(t *testing.T) {
 	if got, _ := pasteAndCheck(a, string(full), ""); got != want || want == "valid" {
 		a.fatalf("against another validator set: the browser says %q, Go says %q", got, want)
 	}
+
+	// The proofs of networks of 4 and of 16 validators (proof/testdata),
+	// each against its own genesis set, pinned: how long the browser takes.
+	for _, n := range []string{"4", "16"} {
+		dir := filepath.Join("..", "proof", "testdata", n)
+		g, err1 := os.ReadFile(filepath.Join(dir, "genesis.json"))
+		doc, err2 := os.ReadFile(filepath.Join(dir, "proof.json"))
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		ft, err := proof.TrustGenesis(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.typeInto("trust-hash", hex.EncodeToString(ft.ValidatorsHash))
+		a.click("trust-pin")
+		a.waitText(tid("trusted-hash"), hex.EncodeToString(ft.ValidatorsHash))
+		if got, _ := pasteAndCheck(a, string(doc), ""); got != "valid" {
+			a.fatalf("the %s-validator proof: %s", n, got)
+		}
+		t.Logf("%s validators, %d bytes: %s", n, len(doc), a.waitText(tid("proof-result")+" .muted", "checked in this browser"))
+	}
 }
 
 // tamper changes a proof and re-encodes it canonically.
