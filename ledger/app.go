@@ -90,12 +90,10 @@ func (c *Config) Validate() error {
 }
 
 // Keys of the ledger's own records. Handlers can read but never write them.
-const evidencePrefix = service.ReservedPrefix + "evidence/"
+const evidencePrefix = service.EvidencePrefix
 
 // EvidenceKey is the state key of the Evidence against node for a session.
-func EvidenceKey(node, actor, session string) string {
-	return evidencePrefix + node + "/" + actor + "/" + session
-}
+func EvidenceKey(node, actor, session string) string { return service.EvidenceKey(node, actor, session) }
 
 // SessionRecord is what the ledger keeps of each applied session.
 type SessionRecord = service.SessionRecord
@@ -105,16 +103,7 @@ func SessionKey(actor, id string) string { return service.SessionKey(actor, id) 
 
 // Evidence is recorded when a node's claimed results differ from what every
 // honest validator computes.
-type Evidence struct {
-	Node    string `json:"node"`
-	Actor   string `json:"actor"`
-	Session string `json:"session"`
-	Height  int64  `json:"height"`
-	TxHash  string `json:"tx_hash"`
-	Seq     int    `json:"seq"`     // first op whose result differs
-	Claimed string `json:"claimed"` // result hash the node signed
-	Actual  string `json:"actual"`  // result hash of re-execution
-}
+type Evidence = service.Evidence
 
 // App is the L1 application. All ABCI calls arrive serialised (CometBFT's
 // local client holds one mutex); Committed is safe to call concurrently.

@@ -155,7 +155,7 @@ func Build(in Input) ([]byte, error) {
 		}
 		p.StateAfter = append(rec, writes...)
 	case protocol.CodeResultMismatch:
-		if p.StateAfter, err = in.Prove(h, []string{evidenceKey(b.Node, b.Actor, b.Session)}); err != nil {
+		if p.StateAfter, err = in.Prove(h, []string{service.EvidenceKey(b.Node, b.Actor, b.Session)}); err != nil {
 			return nil, err
 		}
 	default:

@@ -20,10 +20,14 @@ import (
 // Format is the version tag of a proof document.
 const Format = "duet/proof/v1"
 
-// MaxProofBytes bounds a proof document a verifier reads: a transaction of
-// at most protocol.MaxBatchBytes, twice over for the ops listed beside it
-// (bodies and signed bytes) and their answers, and the proofs around them.
-const MaxProofBytes = 4*protocol.MaxBatchBytes + 4<<20
+// MaxProofBytes bounds a proof document a verifier reads (and so what a
+// node serves). The largest session stays well under it: base64 of a
+// transaction of at most protocol.MaxBatchBytes (2 MiB), of the session's
+// ops again (at most protocol.MaxBundleBytes, bodies and signed bytes) and
+// their answers (as much again), and of the keys it wrote (at most 4 MiB of
+// keys and values read and written, service.Tx), each value twice (in the
+// entry and in its ics23 proof): about 21 MiB at most.
+const MaxProofBytes = 32 << 20
 
 // Proof is a session proof. Every field is checked by Verify; a proof
 // carries nothing else (unknown fields are refused).

@@ -78,17 +78,8 @@ type Report struct {
 }
 
 // Evidence is the ledger's record of a result L1's re-execution
-// contradicted (ledger.Evidence).
-type Evidence struct {
-	Node    string `json:"node"`
-	Actor   string `json:"actor"`
-	Session string `json:"session"`
-	Height  int64  `json:"height"`
-	TxHash  string `json:"tx_hash"`
-	Seq     int    `json:"seq"`
-	Claimed string `json:"claimed"`
-	Actual  string `json:"actual"`
-}
+// contradicted.
+type Evidence = service.Evidence
 
 // Summary is the report in one line.
 func (r *Report) Summary() string {
@@ -624,7 +615,7 @@ func (v *verifier) stateAfter() error {
 		if len(st) != 1 {
 			return fmt.Errorf("%d entries, want the evidence record", len(st))
 		}
-		val, ver, err := v.prove(st[0], evidenceKey(v.p.Node, v.p.Actor, v.p.Session), root)
+		val, ver, err := v.prove(st[0], service.EvidenceKey(v.p.Node, v.p.Actor, v.p.Session), root)
 		if err != nil {
 			return err
 		}
@@ -669,12 +660,6 @@ func (v *verifier) absence() error {
 		return fmt.Errorf("%s: the ics23 non-membership proof does not verify against app hash %X", key, v.next.AppHash)
 	}
 	return nil
-}
-
-// evidenceKey is ledger.EvidenceKey (the ledger is not imported here: it
-// does not build for WebAssembly).
-func evidenceKey(node, actor, session string) string {
-	return service.ReservedPrefix + "evidence/" + node + "/" + actor + "/" + session
 }
 
 // receipts checks the executing node's receipts: one per op, in order,

@@ -41,6 +41,28 @@ type SessionRecord struct {
 	Writes []string `json:"writes,omitempty"`
 }
 
+// Evidence is what the ledger records, under EvidenceKey, when an L2 node's
+// claimed results differ from what every honest validator computes.
+type Evidence struct {
+	Node    string `json:"node"`
+	Actor   string `json:"actor"`
+	Session string `json:"session"`
+	Height  int64  `json:"height"`
+	TxHash  string `json:"tx_hash"`
+	Seq     int    `json:"seq"`     // first op whose result differs
+	Claimed string `json:"claimed"` // result hash the node signed
+	Actual  string `json:"actual"`  // result hash of re-execution
+}
+
+// EvidencePrefix starts the keys of every Evidence record.
+const EvidencePrefix = ReservedPrefix + "evidence/"
+
+// EvidenceKey is the state key of the Evidence against node for a session
+// of actor: one record per (node, actor, session).
+func EvidenceKey(node, actor, session string) string {
+	return EvidencePrefix + node + "/" + actor + "/" + session
+}
+
 // SessionKey is the state key of a committed session's record. Sessions are
 // keyed by actor and id: an id is the actor's own, and no one else can take
 // it.
