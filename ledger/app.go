@@ -93,7 +93,9 @@ func (c *Config) Validate() error {
 const evidencePrefix = service.EvidencePrefix
 
 // EvidenceKey is the state key of the Evidence against node for a session.
-func EvidenceKey(node, actor, session string) string { return service.EvidenceKey(node, actor, session) }
+func EvidenceKey(node, actor, session string) string {
+	return service.EvidenceKey(node, actor, session)
+}
 
 // SessionRecord is what the ledger keeps of each applied session.
 type SessionRecord = service.SessionRecord
