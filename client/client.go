@@ -140,7 +140,8 @@ func (s *Session) Do(ctx context.Context, method, path string, body, out any) (*
 		return res, err
 	}
 	if rc := res.Receipt; s.c.NodeKey != nil {
-		if rc == nil || !rc.Verify(s.c.NodeKey, rc.Signature) || rc.Actor != s.signer.ID || rc.Session != s.ID || rc.Seq != s.seq ||
+		kind := service.Classify(s.ID, s.seq, method, path).String()
+		if rc == nil || !rc.Verify(s.c.NodeKey, rc.Signature) || rc.Actor != s.signer.ID || rc.Session != s.ID || rc.Seq != s.seq || rc.Kind != kind ||
 			rc.Op != protocol.OpHash(signed) || rc.Result != protocol.ResultHash(res.Status, res.Body) {
 			return res, fmt.Errorf("client: receipt for %s seq %d does not match the op and its result", s.ID, s.seq)
 		}

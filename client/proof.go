@@ -71,6 +71,10 @@ func VerifyProof(genesis, raw []byte) (*proof.Report, error) {
 // (by hash), that it verifies against genesis, and that it says what the
 // certificate says.
 func VerifyCertificate(ctx context.Context, genesis, cert []byte, node *Client) (*proof.Certificate, *proof.Report, error) {
+	trust, err := proof.TrustGenesis(genesis)
+	if err != nil {
+		return nil, nil, err
+	}
 	c, err := proof.ParseCertificate(cert)
 	if err != nil {
 		return nil, nil, &proof.CheckError{Check: "certificate", Err: err}
@@ -79,14 +83,7 @@ func VerifyCertificate(ctx context.Context, genesis, cert []byte, node *Client) 
 	if err != nil {
 		return c, nil, &proof.CheckError{Check: "fetch", Err: err}
 	}
-	if h := proof.Hash(raw); h != c.Proof {
-		return c, nil, &proof.CheckError{Check: "proof_hash", Err: fmt.Errorf("the node served a proof of hash %s, the certificate names %s", h, c.Proof)}
-	}
-	r, err := VerifyProof(genesis, raw)
-	if err != nil {
-		return c, r, err
-	}
-	return c, r, proof.CheckCertificate(c, r)
+	return proof.VerifyCertificate(trust, cert, raw)
 }
 
 // JudgeReceipt fetches from node (trusted for nothing) the proof of the

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,6 +154,31 @@ func TestConsoleProof(t *testing.T) {
 	a.click("check-certificate")
 	a.waitPresent(tid("certificate-result") + "[data-valid=true]")
 
+	// Certificates, pasted: the one the node gave, and one edited, judged
+	// as the Go verifier judges them.
+	g0, err := os.ReadFile(filepath.Join(nw.Validators[0].Home, "config", "genesis.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, cert string }{
+		{"the certificate", cert},
+		{"an edited certificate", strings.Replace(cert, "key pkg/PKG-W", "key pkg/PKG-X", 1)},
+		{"a certificate naming another proof", cert[:strings.LastIndex(cert, "proof ")] + "proof " + strings.Repeat("0", 64) + "\n"},
+	} {
+		want := "valid"
+		if _, _, err := client.VerifyCertificate(ctx, g0, []byte(tc.cert), c); err != nil {
+			var ce *proof.CheckError
+			if !errors.As(err, &ce) {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			want = ce.Check
+		}
+		if got := pasteCertificate(a, tc.cert); got != want {
+			a.fatalf("%s: the browser says %q, Go says %q", tc.name, got, want)
+		}
+		t.Logf("%s: %s", tc.name, want)
+	}
+
 	// The same cases as the Go verifier, pasted.
 	full, err := c.Proof(ctx, proof.Request{Actor: op.ID, Session: session})
 	if err != nil {
@@ -247,6 +273,22 @@ func receiptJSON(t *testing.T, raw []byte, seq int, node localnet.Actor, edit fu
 	}
 	b, _ := json.Marshal(rc)
 	return string(b)
+}
+
+// pasteCertificate pastes a certificate into the auditor page and returns
+// what the page says: "valid" or the failed check.
+func pasteCertificate(p *page, cert string) string {
+	p.t.Helper()
+	p.do("paste", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%s).value = %s`, js(tid("proof-input")), js(cert))),
+		chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("[data-testid=certificate-result]").forEach((e) => e.remove())`))
+	p.click("check-pasted")
+	p.waitPresent(tid("certificate-result"))
+	res := evaluate[map[string]string](p, `(() => { const r = document.querySelector("[data-testid=certificate-result]");
+		return {valid: r.dataset.valid, failed: r.dataset.failed}; })()`)
+	if res["valid"] == "true" {
+		return "valid"
+	}
+	return res["failed"]
 }
 
 // goVerdict is what the Go verifier says: "valid" or the failed check, and

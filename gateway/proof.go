@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	qrcode "github.com/skip2/go-qrcode"
 
@@ -54,8 +55,12 @@ func (h *handler) buildProof(w http.ResponseWriter, r *http.Request, req proof.R
 	switch {
 	case err == nil:
 		return raw, true
+	case errors.Is(err, proof.ErrNotFound) && req.Absent:
+		writeError(w, http.StatusNotFound, "NOT_FOUND", strings.TrimPrefix(err.Error(), "proof: "))
 	case errors.Is(err, proof.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no session "+id+" of "+actor+" that L1 judged, as this node knows; add absent=1 for a proof that L1 has not committed it")
+	case errors.Is(err, proof.ErrUnprovable):
+		writeError(w, http.StatusConflict, "UNPROVABLE", err.Error())
 	case errors.Is(err, proof.ErrNotFinal):
 		writeError(w, http.StatusConflict, "NOT_FINAL", "session "+id+" is not final yet")
 	case errors.Is(err, proof.ErrNotYet):

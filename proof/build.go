@@ -80,6 +80,9 @@ func Build(in Input) ([]byte, error) {
 		return nil, fmt.Errorf("proof: the result of transaction %s does not list its verdicts", in.TxHash)
 	}
 	out := outs[bi]
+	if out.Code == protocol.CodeUnauthenticated || out.Code == protocol.CodePermissionDenied {
+		return nil, ErrUnprovable
+	}
 	p := Proof{Format: Format, ChainID: in.ChainID, Session: b.Session, Actor: b.Actor, Node: b.Node, Height: h,
 		Outcome: Outcome{Code: out.Code.String(), Results: out.Results}, Ops: []Op{}, Receipts: []Receipt{}}
 
@@ -98,7 +101,8 @@ func Build(in Input) ([]byte, error) {
 		}
 		p.Ops = append(p.Ops, op)
 		if in.SignReceipt != nil {
-			rc := protocol.Receipt{Node: b.Node, Actor: b.Actor, Session: b.Session, Seq: uint64(c.Seq), Op: c.Hash, Result: o.Result, Time: o.Time}
+			kind := service.Classify(b.Session, uint64(c.Seq), o.Method, o.Path)
+			rc := protocol.Receipt{Node: b.Node, Actor: b.Actor, Session: b.Session, Seq: uint64(c.Seq), Kind: kind.String(), Op: c.Hash, Result: o.Result, Time: o.Time}
 			p.Receipts = append(p.Receipts, Receipt{Receipt: rc, Signature: in.SignReceipt(rc)})
 		}
 	}
@@ -197,14 +201,18 @@ func BuildAbsence(in AbsenceInput) ([]byte, error) {
 		return nil, err
 	}
 	for _, s := range p.StateBefore {
-		if s.Stored == nil {
+		if len(s.Stored) == 0 {
 			return nil, fmt.Errorf("%w: L1 has no %s", ErrNotFound, s.Key)
 		}
+	}
+	var node service.Actor
+	if json.Unmarshal(p.StateBefore[1].Stored[uvarintLen(p.StateBefore[1].Stored):], &node) != nil || node.Role != service.RoleL2 {
+		return nil, fmt.Errorf("%w: %s is not an L2 node", ErrNotFound, in.Node)
 	}
 	if p.StateAfter, err = in.Prove(h, []string{service.SessionKey(in.Actor, in.Session)}); err != nil {
 		return nil, err
 	}
-	if p.StateAfter[0].Stored != nil {
+	if len(p.StateAfter[0].Stored) != 0 {
 		return nil, errors.New("proof: the session is committed")
 	}
 	return Encode(&p)

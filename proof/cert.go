@@ -112,6 +112,24 @@ func CertificateOf(r *Report, key string) (*Certificate, error) {
 		Outcome: r.Outcome, Results: results, Proof: r.ProofHash}, nil
 }
 
+// VerifyCertificate checks a certificate and the proof document it names
+// (fetched from anywhere): the document's hash is the certificate's, the
+// proof verifies against trust, and it says what the certificate says.
+func VerifyCertificate(trust Trust, cert, doc []byte) (*Certificate, *Report, error) {
+	c, err := ParseCertificate(cert)
+	if err != nil {
+		return nil, nil, &CheckError{"certificate", err}
+	}
+	if h := Hash(doc); h != c.Proof {
+		return c, nil, &CheckError{"proof_hash", fmt.Errorf("the proof's hash is %s, the certificate names %s", h, c.Proof)}
+	}
+	r, err := Verify(trust, doc)
+	if err != nil {
+		return c, r, err
+	}
+	return c, r, CheckCertificate(c, r)
+}
+
 // CheckCertificate checks a certificate against the verified report of the
 // proof it names: the proof's hash and everything the certificate says.
 func CheckCertificate(c *Certificate, r *Report) error {

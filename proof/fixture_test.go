@@ -67,6 +67,30 @@ func TestFixtures(t *testing.T) {
 	}
 }
 
+// TestOneEncoding: a proof has one document; the same content written
+// otherwise (null for an empty list, other spacing, upper-case hex) is
+// refused, so a proof's hash names its content.
+func TestOneEncoding(t *testing.T) {
+	f := load(t, "4")
+	for _, edit := range [][2]string{
+		{`"aunts": []`, `"aunts": null`},
+		{`"format": "duet/proof/v1"`, `"format":"duet/proof/v1"`},
+		{`"results": "`, `"results":  "`},
+	} {
+		doc := strings.Replace(string(f.proof), edit[0], edit[1], 1)
+		if doc == string(f.proof) {
+			t.Fatalf("%q is not in the fixture", edit[0])
+		}
+		if r, err := proof.Verify(f.trust, []byte(doc)); err == nil || r.Failed != "format" {
+			t.Errorf("%q for %q: %+v %v", edit[1], edit[0], r, err)
+		}
+	}
+	p, _ := proof.Decode(f.proof)
+	if doc, _ := proof.Encode(p); string(doc) != string(f.proof) {
+		t.Error("Encode(Decode(doc)) != doc")
+	}
+}
+
 // BenchmarkVerify measures the Go verifier on the fixtures.
 func BenchmarkVerify(b *testing.B) {
 	for _, name := range fixtures {

@@ -94,7 +94,7 @@ type Op struct {
 	Expires   int64         `json:"expires"`
 	Signed    []byte        `json:"signed"`    // the bytes the actor signed (duet/op/v2), base64
 	Signature []byte        `json:"signature"` // the actor's Ed25519 signature, base64
-	Hash      protocol.Hash `json:"hash"`      // sha256 of Signed and the signature: the op chain
+	Hash      protocol.Hash `json:"hash"`      // sha256 of Signed (protocol.OpHash), which the next op's signed bytes name: the op chain
 	// ResultHash is the result the node claimed in the bundle; Status and
 	// Result, when present, are the answer it hashes.
 	ResultHash protocol.Hash `json:"result_hash"`
@@ -111,7 +111,7 @@ type Receipt struct {
 
 // Block is block Height's part of the proof.
 type Block struct {
-	Header []byte `json:"header"` // the header, protobuf (cometbft.types.v1.Header), base64
+	Header []byte `json:"header"` // the header, protobuf (tendermint.types.Header), base64
 	Tx     []byte `json:"tx"`     // the transaction (a duet batch), base64
 	// TxProof proves Tx against the header's DataHash; its index is the
 	// transaction's index in the block.
@@ -142,7 +142,7 @@ type TxResult struct {
 
 // LightBlock is a signed header and the validator set that signed it.
 type LightBlock struct {
-	SignedHeader []byte      `json:"signed_header"` // protobuf (cometbft.types.v1.SignedHeader), base64
+	SignedHeader []byte      `json:"signed_header"` // protobuf (tendermint.types.SignedHeader), base64
 	Validators   []Validator `json:"validators"`    // in the set's canonical order
 }
 
@@ -155,7 +155,7 @@ type Validator struct {
 // State is one key of the ledger's state with an ics23 proof.
 type State struct {
 	Key    string `json:"key"`
-	Stored []byte `json:"stored"` // uvarint(version) || value, base64
+	Stored []byte `json:"stored"` // uvarint(version) || value, base64; "" if absent
 	Proof  []byte `json:"proof"`  // ics23.CommitmentProof, protobuf, base64
 }
 
@@ -176,4 +176,8 @@ type Request struct {
 var (
 	ErrNotFinal = errors.New("proof: the session is not final yet")
 	ErrNotYet   = errors.New("proof: not provable yet: the block after next is not committed (at most a few seconds)")
+	// ErrUnprovable: L1 rejected the session as UNAUTHENTICATED or
+	// PERMISSION_DENIED, for an actor or node it does not know as such, so
+	// no proof can show the keys that sign it.
+	ErrUnprovable = errors.New("proof: L1 rejected the session for its actor or node (UNAUTHENTICATED or PERMISSION_DENIED): no proof can show their keys")
 )

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"time"
 
@@ -129,10 +130,48 @@ func Decode(raw []byte) (*Proof, error) {
 	return &p, nil
 }
 
-// Encode returns a proof's canonical document.
+// Encode returns a proof's canonical document: indented by one space, with
+// a final newline, and no null: an empty list or byte string is [] or "".
 func Encode(p *Proof) ([]byte, error) {
-	b, err := json.MarshalIndent(p, "", " ")
+	q := *p
+	normalize(reflect.ValueOf(&q).Elem())
+	b, err := json.MarshalIndent(&q, "", " ")
 	return append(b, '\n'), err
+}
+
+// normalize replaces every nil slice under v (a struct, settable) by an
+// empty one, except in fields that omitempty leaves out either way. It
+// copies slices before it changes them, so the caller's value is left as
+// it was.
+func normalize(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			if f.Type.Kind() == reflect.Slice && strings.Contains(f.Tag.Get("json"), ",omitempty") {
+				if v.Field(i).Len() == 0 {
+					continue
+				}
+			}
+			normalize(v.Field(i))
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+			return
+		}
+		if k := v.Type().Elem().Kind(); k == reflect.Struct || k == reflect.Slice {
+			c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+			reflect.Copy(c, v)
+			for i := range c.Len() {
+				normalize(c.Index(i))
+			}
+			v.Set(c)
+		}
+	}
 }
 
 // Hash is a proof document's hash, as certificates name it.
@@ -235,48 +274,42 @@ func (v *verifier) chainID() error {
 }
 
 // lightBlock checks LightBlock: a valid light block of height Height+1
-// (LightBlock.ValidateBasic), whose validator set is the trusted one or is
-// reached from it through ValidatorHistory, and whose commit more than 2/3
-// of that set signed, every signature checked
-// (VerifyCommitLightAllSignatures).
+// (LightBlock.ValidateBasic) whose validator set is the trusted one, or is
+// reached from it through ValidatorHistory (each entry verified from the
+// one before with the light client's rules, light.Verify), and whose
+// commit more than 2/3 of that set signed. Every light block's every
+// signature is checked (VerifyCommitLightAllSignatures), so none is
+// carried unchecked.
 func (v *verifier) lightBlock() error {
-	lb, err := v.decodeLight(v.p.LightBlock)
-	if err != nil {
-		return err
+	chain := append(append([]LightBlock(nil), v.p.ValidatorHistory...), v.p.LightBlock)
+	var prev, lb *types.LightBlock
+	for i, l := range chain {
+		where := "the light block"
+		if i < len(chain)-1 {
+			where = fmt.Sprintf("validator history %d", i)
+		}
+		cur, err := v.decodeLight(l)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if prev == nil {
+			if !bytes.Equal(cur.ValidatorSet.Hash(), v.trust.ValidatorsHash) {
+				if len(chain) == 1 {
+					return fmt.Errorf("its validator set %X is not the genesis set %X, and the proof carries no validator history",
+						cur.ValidatorSet.Hash(), v.trust.ValidatorsHash)
+				}
+				return fmt.Errorf("%s: its set %X is not the genesis set %X", where, cur.ValidatorSet.Hash(), v.trust.ValidatorsHash)
+			}
+		} else if err := verifyLight(prev, cur); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if err := types.VerifyCommitLightAllSignatures(v.trust.ChainID, cur.ValidatorSet, cur.Commit.BlockID, cur.Height, cur.Commit); err != nil {
+			return fmt.Errorf("%s: commit: %w", where, err)
+		}
+		prev, lb = cur, cur
 	}
 	if lb.Height != v.p.Height+1 {
 		return fmt.Errorf("light block at height %d, want %d", lb.Height, v.p.Height+1)
-	}
-	if len(v.p.ValidatorHistory) == 0 {
-		if !bytes.Equal(lb.ValidatorSet.Hash(), v.trust.ValidatorsHash) {
-			return fmt.Errorf("its validator set %X is not the genesis set %X, and the proof carries no validator history",
-				lb.ValidatorSet.Hash(), v.trust.ValidatorsHash)
-		}
-		if err := types.VerifyCommitLightAllSignatures(v.trust.ChainID, lb.ValidatorSet, lb.Commit.BlockID, lb.Height, lb.Commit); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-	} else {
-		var prev *types.LightBlock
-		for i, h := range v.p.ValidatorHistory {
-			cur, err := v.decodeLight(h)
-			if err != nil {
-				return fmt.Errorf("validator history %d: %w", i, err)
-			}
-			if i == 0 {
-				if !bytes.Equal(cur.ValidatorSet.Hash(), v.trust.ValidatorsHash) {
-					return fmt.Errorf("validator history 0: its set %X is not the genesis set %X", cur.ValidatorSet.Hash(), v.trust.ValidatorsHash)
-				}
-				if err := types.VerifyCommitLightAllSignatures(v.trust.ChainID, cur.ValidatorSet, cur.Commit.BlockID, cur.Height, cur.Commit); err != nil {
-					return fmt.Errorf("validator history 0: commit: %w", err)
-				}
-			} else if err := verifyLight(prev, cur); err != nil {
-				return fmt.Errorf("validator history %d: %w", i, err)
-			}
-			prev = cur
-		}
-		if err := verifyLight(prev, lb); err != nil {
-			return err
-		}
 	}
 	v.next = *lb.SignedHeader
 	var power int64
@@ -484,7 +517,7 @@ func (v *verifier) prove(s State, key string, root []byte) ([]byte, uint64, erro
 	if err := canonical(s.Proof, &cp); err != nil {
 		return nil, 0, fmt.Errorf("%s: proof: %w", key, err)
 	}
-	if s.Stored == nil {
+	if len(s.Stored) == 0 {
 		return nil, 0, fmt.Errorf("%s: no value", key)
 	}
 	if !ics23.VerifyMembership(ics23.IavlSpec, root, &cp, []byte(key), s.Stored) {
@@ -649,7 +682,7 @@ func (v *verifier) absence() error {
 		return errors.New("a proof of absence carries no results, ops, receipts or transaction")
 	}
 	key := service.SessionKey(p.Actor, p.Session)
-	if len(p.StateAfter) != 1 || p.StateAfter[0].Key != key || p.StateAfter[0].Stored != nil {
+	if len(p.StateAfter) != 1 || p.StateAfter[0].Key != key || len(p.StateAfter[0].Stored) != 0 {
 		return fmt.Errorf("want one entry: the absence of %s", key)
 	}
 	var cp ics23.CommitmentProof
@@ -671,7 +704,9 @@ func (v *verifier) receipts() error {
 	}
 	for i := range rs {
 		rc, o := &rs[i], &v.p.Ops[i]
-		if rc.Node != v.p.Node || rc.Actor != v.p.Actor || rc.Session != v.p.Session || rc.Seq != uint64(i) || rc.Op != o.Hash || rc.Result != o.ResultHash || rc.Time != o.Time {
+		kind := service.Classify(v.p.Session, o.Seq, o.Method, o.Path).String()
+		if rc.Node != v.p.Node || rc.Actor != v.p.Actor || rc.Session != v.p.Session || rc.Seq != uint64(i) || rc.Kind != kind ||
+			rc.Op != o.Hash || rc.Result != o.ResultHash || rc.Time != o.Time {
 			return fmt.Errorf("receipt %d is not op %d's", i, i)
 		}
 		if !rc.Verify(v.nodeKey, rc.Signature) {

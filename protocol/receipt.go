@@ -7,17 +7,20 @@ import (
 )
 
 // Receipt is an L2 node's signed acknowledgement of one step: it executed op
-// seq of actor's session (the op identified by its hash) at Time and got
-// Result. A client holding a receipt can prove what L2 promised; L1's
-// verdict on the bundle then either matches it or is evidence against the
-// node (package proof). It names the actor because L1 keys sessions by
-// actor and id: without it, a receipt could not be held against L1's
-// record of one actor's session, nor against its absence.
+// seq of actor's session (the op identified by its hash, of kind Kind) at
+// Time and got Result. A client holding a receipt can prove what L2
+// promised; L1's verdict on the bundle then either matches it or is
+// evidence against the node (package proof). It names the actor because L1
+// keys sessions by actor and id: without it, a receipt could not be held
+// against L1's record of one actor's session, nor against its absence. It
+// names the kind because only a commit (or a direct-mode op) is a promise
+// to take the session to L1: an actor may abort a session after any step.
 type Receipt struct {
 	Node    string `json:"node"`
 	Actor   string `json:"actor"`
 	Session string `json:"session"`
 	Seq     uint64 `json:"seq"`
+	Kind    string `json:"kind"`   // service.OpKind: start, step, commit, abort or direct
 	Op      Hash   `json:"op"`     // hex
 	Result  Hash   `json:"result"` // hex
 	Time    int64  `json:"time"`   // Unix milliseconds
@@ -25,9 +28,9 @@ type Receipt struct {
 
 // Bytes returns what the node signs:
 //
-//	duet/receipt/v2\n<node>\n<actor>\n<session>\n<seq>\n<op hash hex>\n<result hash hex>\n<time ms>
+//	duet/receipt/v2\n<node>\n<actor>\n<session>\n<seq>\n<kind>\n<op hash hex>\n<result hash hex>\n<time ms>
 //
-// (v1 had no actor.)
+// (v1 had no actor and no kind.)
 func (r *Receipt) Bytes() []byte {
 	b := []byte("duet/receipt/v2\n")
 	b = append(b, r.Node...)
@@ -37,6 +40,8 @@ func (r *Receipt) Bytes() []byte {
 	b = append(b, r.Session...)
 	b = append(b, '\n')
 	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, '\n')
+	b = append(b, r.Kind...)
 	b = append(b, '\n')
 	b = hex.AppendEncode(b, r.Op[:])
 	b = append(b, '\n')

@@ -12,6 +12,7 @@ func testReceipt() protocol.Receipt {
 		Actor:   "alice",
 		Session: "s-1",
 		Seq:     2,
+		Kind:    "step",
 		Op:      seqHash(),
 		Result:  protocol.ZeroHash,
 		Time:    1_700_000_000_123,
@@ -20,7 +21,7 @@ func testReceipt() protocol.Receipt {
 
 func TestReceiptBytesGolden(t *testing.T) {
 	r := testReceipt()
-	want := "duet/receipt/v2\nnode-1\nalice\ns-1\n2\n" +
+	want := "duet/receipt/v2\nnode-1\nalice\ns-1\n2\nstep\n" +
 		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n" +
 		"0000000000000000000000000000000000000000000000000000000000000000\n" +
 		"1700000000123"

@@ -38,6 +38,17 @@ const (
 	KindInvalid               // session control out of place: at seq 0, or naming another session
 )
 
+var kindNames = [...]string{"step", "start", "commit", "abort", "direct", "invalid"}
+
+// String is the kind's name, as receipts carry it: step, start, commit,
+// abort, direct or invalid.
+func (k OpKind) String() string {
+	if k >= 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "invalid"
+}
+
 // FrameworkPath reports whether path is in the framework's namespace:
 // PathSessions or PathActors, or below either (/v1/sessions-archive is
 // not). Applications cannot register routes there.

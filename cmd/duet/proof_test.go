@@ -212,7 +212,7 @@ func TestProof(t *testing.T) {
 	for c := range lie.Chain() {
 		lieOp = c.Hash
 	}
-	lr := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Actor: sup.ID, Session: "lie-1", Seq: 0, Op: lieOp, Result: lie.Ops[0].Result, Time: lie.Ops[0].Time}}
+	lr := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Actor: sup.ID, Session: "lie-1", Seq: 0, Kind: "direct", Op: lieOp, Result: lie.Ops[0].Result, Time: lie.Ops[0].Time}}
 	lr.Signature = lr.Receipt.Sign(byz.node.Key())
 	rc, _ = json.Marshal(lr)
 	os.WriteFile(rcPath, rc, 0o644)
@@ -238,22 +238,24 @@ func TestProof(t *testing.T) {
 	}
 	tamperEveryField(t, trust, absent)
 	for _, tc := range []struct {
+		kind string
 		age  time.Duration
 		code int
 		want string
 	}{
-		{proof.ReceiptDeadline + time.Hour, 3, "broken promise by node l2-0"},
-		{time.Minute, 4, "the node has until"},
+		{"commit", proof.ReceiptDeadline + time.Hour, 3, "broken promise by node l2-0"},
+		{"commit", time.Minute, 4, "the node has until"},
+		{"step", proof.ReceiptDeadline + time.Hour, 4, "only a commit's receipt"},
 	} {
-		r := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Actor: op1.ID, Session: "never-1", Seq: 1,
+		r := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Actor: op1.ID, Session: "never-1", Seq: 1, Kind: tc.kind,
 			Op: protocol.ResultHash(1, nil), Result: protocol.ResultHash(200, nil), Time: time.Now().Add(-tc.age).UnixMilli()}}
 		r.Signature = r.Receipt.Sign(byz.node.Key())
 		rc, _ = json.Marshal(r)
 		os.WriteFile(rcPath, rc, 0o644)
 		if out, code := duet(t, nil, "verify", "--genesis", genesisPath, "--node", c0.BaseURL, "--receipt", rcPath); code != tc.code || !strings.Contains(out, tc.want) {
-			t.Errorf("a receipt %s old for an op never on L1: exit %d: %s", tc.age, code, out)
+			t.Errorf("a %s receipt %s old for an op never on L1: exit %d: %s", tc.kind, tc.age, code, out)
 		} else {
-			t.Logf("a receipt %s old for an op never on L1: %s", tc.age, strings.TrimSpace(out))
+			t.Logf("a %s receipt %s old for an op never on L1: %s", tc.kind, tc.age, strings.TrimSpace(out))
 		}
 	}
 }

@@ -55,7 +55,10 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	asJSON := fs.Bool("json", false, "print a machine-readable report")
 	printTrust := fs.Bool("trust", false, "print what the genesis makes a verifier trust (chain id, validator set hash) and stop")
 	err := fs.Parse(args)
-	if err == nil && *printTrust && *genesisPath != "" && fs.NArg() == 0 {
+	if err == nil && *printTrust && (fs.NArg() != 0 || *node != "" || *receiptPath != "" || *genesisPath == "") {
+		err = errors.New("--trust takes only --genesis")
+	}
+	if err == nil && *printTrust {
 		raw, err := os.ReadFile(*genesisPath)
 		if err == nil {
 			var t proof.Trust
@@ -68,6 +71,9 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return 1
 	}
 	judgeOnline := *node != "" && *receiptPath != ""
+	if err == nil && fs.Arg(0) == "-" && *receiptPath == "-" {
+		err = errors.New("the proof and the receipt cannot both come from stdin")
+	}
 	if err != nil || (fs.NArg() != 1 && !judgeOnline) || (fs.NArg() != 0 && judgeOnline) || *genesisPath == "" {
 		if err != nil && !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "duet verify:", err)
@@ -118,7 +124,7 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	}
 	switch {
 	case judgeOnline:
-		rc, err := readReceipt(*receiptPath)
+		rc, err := readReceipt(*receiptPath, stdin)
 		if err != nil {
 			return finish(1, err)
 		}
@@ -137,7 +143,7 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 			return finish(1, err)
 		}
 	case *receiptPath != "":
-		rc, err := readReceipt(*receiptPath)
+		rc, err := readReceipt(*receiptPath, stdin)
 		if err != nil {
 			return finish(1, err)
 		}
@@ -185,9 +191,9 @@ func readInput(path string, stdin io.Reader, limit int) ([]byte, error) {
 
 // readReceipt reads a receipt as JSON, or as the Duet-Receipt header sends
 // it (base64 of the JSON).
-func readReceipt(path string) (client.Receipt, error) {
+func readReceipt(path string, stdin io.Reader) (client.Receipt, error) {
 	var rc client.Receipt
-	raw, err := readInput(path, nil, 4096)
+	raw, err := readInput(path, stdin, 4096)
 	if err != nil {
 		return rc, err
 	}

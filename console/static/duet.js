@@ -54,7 +54,7 @@ export async function resultHash(status, body) {
 }
 
 function receiptBytes(r) {
-  return enc.encode(`duet/receipt/v2\n${r.node}\n${r.actor}\n${r.session}\n${r.seq}\n${r.op}\n${r.result}\n${r.time}`);
+  return enc.encode(`duet/receipt/v2\n${r.node}\n${r.actor}\n${r.session}\n${r.seq}\n${r.kind}\n${r.op}\n${r.result}\n${r.time}`);
 }
 
 // --- identities -----------------------------------------------------------

@@ -122,6 +122,25 @@ export async function check(doc, receipt) {
   return r;
 }
 
+// checkCertificate fetches the canonical proof a certificate names from this
+// node (trusted for nothing) and checks both with the Go code of
+// proof.VerifyCertificate: the proof's hash, the proof, and that it says
+// what the certificate says. It returns {valid, failed, error, result}.
+export async function checkCertificate(text) {
+  const line = (name) => (text.split("\n").find((l) => l.startsWith(name + " ")) || "").slice(name.length + 1);
+  const [actor, session] = line("session").split("/");
+  const doc = await fetchProof(actor || "", session || "", true);
+  const t = await trust();
+  if (!t.hash) throw new Error("no trusted validator set: paste its hash first");
+  const { api, ms: loadMs } = await verifier();
+  const t0 = performance.now();
+  const out = JSON.parse(api.certificate(doc, t.chain, t.hash, text));
+  const ms = performance.now() - t0;
+  if (!out.report && !out.failed) throw new Error(out.error || "the verifier gave no answer");
+  return { valid: !out.failed, failed: out.failed || "", error: out.error || "",
+    result: out.report ? { report: out.report, promise: null, error: "", ms, loadMs, trust: t } : null };
+}
+
 // show renders a check's result: valid or not, in words, and what was
 // checked.
 export function show(el, r) {
@@ -176,15 +195,24 @@ export async function fetchProof(actor, session, canonical) {
 }
 
 // pastePanel lets the user check any proof document, and optionally a
-// receipt against it (an L2 node's promise).
+// receipt against it (an L2 node's promise), or a completion certificate
+// (whose proof it fetches from this node).
 export function pastePanel(el) {
-  const doc = h("textarea", { testid: "proof-input", placeholder: "a proof document (duet/proof/v1 JSON)", spellcheck: false });
+  const doc = h("textarea", { testid: "proof-input", placeholder: "a proof document (duet/proof/v1 JSON), or a completion certificate (duet-cert/v1)", spellcheck: false });
   const rc = h("textarea", { testid: "receipt-input", placeholder: "optional: a receipt (the Duet-Receipt header, as JSON or base64) to judge against the proof", spellcheck: false });
   const out = h("div");
   const go = async (ev) => {
     ev.preventDefault();
     fill(out, h("p", { className: "muted" }, "Checking…"));
     try {
+      if (doc.value.startsWith("duet-cert/v1\n")) {
+        const c = await checkCertificate(doc.value);
+        const res = h("div");
+        if (c.result) show(res, c.result);
+        fill(out, h("p", { testid: "certificate-result", dataset: { valid: c.valid ? "true" : "false", failed: c.failed }, className: c.valid ? "ok" : "bad" },
+          c.valid ? "✓ The certificate names this proof, and the proof says what the certificate says." : `✗ ${c.failed}: ${c.error}`), res);
+        return;
+      }
       let receipt = rc.value.trim();
       if (receipt && !receipt.startsWith("{")) receipt = atob(receipt);
       show(out, await check(doc.value, receipt || ""));
@@ -193,6 +221,6 @@ export function pastePanel(el) {
     }
   };
   fill(el, h("form", { onsubmit: go, className: "stack" },
-    h("label", { className: "wide" }, "Proof", doc), h("label", { className: "wide" }, "Receipt", rc),
+    h("label", { className: "wide" }, "Proof or certificate", doc), h("label", { className: "wide" }, "Receipt", rc),
     h("button", { type: "submit", testid: "check-pasted" }, "Check")), out);
 }

@@ -7,6 +7,7 @@
 //	trust(genesisJSON)                      -> {"chain_id","validators_hash"} | {"error"}
 //	verify(proof, chainID, validatorsHash)  -> proof.Report (valid, failed, error, ...)
 //	receipt(proof, chainID, validatorsHash, receiptJSON) -> {"report", "promise", "error"}
+//	certificate(proof, chainID, validatorsHash, certText) -> {"report", "certificate", "failed", "error"}
 //
 // Every function takes and returns strings (JSON). Build it with
 // `go generate ./console`.
@@ -15,6 +16,7 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"syscall/js"
 
 	"github.com/duet-bft/duet/proof"
@@ -53,6 +55,21 @@ func main() {
 			out := map[string]any{"report": r, "promise": p}
 			if err != nil {
 				out["error"] = err.Error()
+			}
+			return toJSON(out)
+		}),
+		"certificate": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			trust, doc, msg := parse(args, 4)
+			if msg != "" {
+				return errJSON(msg)
+			}
+			c, r, err := proof.VerifyCertificate(trust, []byte(args[3].String()), doc)
+			out := map[string]any{"report": r, "certificate": c}
+			var ce *proof.CheckError
+			if errors.As(err, &ce) {
+				out["failed"], out["error"] = ce.Check, ce.Err.Error()
+			} else if err != nil {
+				out["failed"], out["error"] = "certificate", err.Error()
 			}
 			return toJSON(out)
 		}),
