@@ -457,7 +457,7 @@ func (b *Buffer) run(ctx context.Context, s *state, fresh bool, in *Input) (*Rep
 		return errResp(http.StatusServiceUnavailable, "UNAVAILABLE",
 			"the op could not be made durable (%v): it is not acknowledged, and its session %s is ended on this node and never reaches L1; this node takes no more ops until it is restarted, and after a restart the session holds what reached the disk (GET /v1/sessions/%s)", err, id, id), false
 	}
-	rc := &protocol.Receipt{Node: b.cfg.Node, Actor: in.Actor, Session: id, Seq: in.Seq, Kind: kind.String(), Op: opHash, Result: resp.Hash(), Time: t}
+	rc := &protocol.Receipt{Node: b.cfg.Node, Actor: in.Actor, Session: id, Seq: in.Seq, Kind: kind.String(), Op: opHash, Result: resp.Hash(), Time: t, Expires: in.Expires}
 	reply := &Reply{Resp: resp, Receipt: rc, ReceiptSig: rc.Sign(b.cfg.Key)}
 	if direct {
 		select {

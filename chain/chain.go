@@ -20,6 +20,7 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
+	rpccore "github.com/cometbft/cometbft/rpc/core"
 	"github.com/cometbft/cometbft/types"
 	"github.com/spf13/viper"
 
@@ -61,6 +62,7 @@ type Node struct {
 	App      *ledger.App
 	Config   *cmtcfg.Config
 	dbs      *dbTracker
+	env      func() (*rpccore.Environment, error) // CometBFT's stores, for proofs
 }
 
 // dbTracker remembers every database CometBFT opens, so Stop can close the
@@ -197,7 +199,7 @@ func Start(cfg Config) (*Node, error) {
 		app.Close()
 		return nil, fmt.Errorf("chain: start node: %w", err)
 	}
-	return &Node{CometBFT: n, App: app, Config: conf, dbs: dbs}, nil
+	return &Node{CometBFT: n, App: app, Config: conf, dbs: dbs, env: sync.OnceValues(n.ConfigureRPC)}, nil
 }
 
 // GenesisApp reads which application (name and version) the genesis file

@@ -9,6 +9,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/libs/pubsub/query"
+	rpccore "github.com/cometbft/cometbft/rpc/core"
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/duet-bft/duet/protocol"
@@ -43,7 +44,7 @@ func (n *Node) ProofBlock(h int64) (*ProofBlock, error) {
 	if blk == nil || next == nil || commit == nil {
 		return nil, fmt.Errorf("chain: block %d or %d is not stored (pruned?)", h, h+1)
 	}
-	env, err := n.CometBFT.ConfigureRPC()
+	env, err := n.rpcEnv()
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +68,7 @@ func (n *Node) FindSession(ctx context.Context, id, actor string) (height int64,
 	if !protocol.ValidID(id) || !protocol.ValidID(actor) {
 		return 0, "", false, nil
 	}
-	env, err := n.CometBFT.ConfigureRPC()
+	env, err := n.rpcEnv()
 	if err != nil {
 		return 0, "", false, err
 	}
@@ -101,6 +102,11 @@ func (n *Node) FindSession(ctx context.Context, id, actor string) (height int64,
 	}
 	return height, txHash, ok, nil
 }
+
+// rpcEnv is CometBFT's RPC environment (its block, state and transaction
+// stores), made once: making it chunks the genesis and asks the validator
+// key for its public key.
+func (n *Node) rpcEnv() (*rpccore.Environment, error) { return n.env() }
 
 func accepted(c protocol.Code) int {
 	if c == protocol.CodeOK {

@@ -59,6 +59,11 @@ func New(baseURL string) *Client {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Transport: t}}
 }
 
+// MaxResponseBytes bounds an answer the client reads: the largest is a
+// session proof (proof.MaxProofBytes). A node is trusted for nothing, so it
+// cannot make a client read without end.
+const MaxResponseBytes = proof.MaxProofBytes
+
 // Error is a non-2xx answer.
 type Error struct {
 	Status  int
@@ -141,7 +146,7 @@ func (s *Session) Do(ctx context.Context, method, path string, body, out any) (*
 	}
 	if rc := res.Receipt; s.c.NodeKey != nil {
 		kind := service.Classify(s.ID, s.seq, method, path).String()
-		if rc == nil || !rc.Verify(s.c.NodeKey, rc.Signature) || rc.Actor != s.signer.ID || rc.Session != s.ID || rc.Seq != s.seq || rc.Kind != kind ||
+		if rc == nil || !rc.Verify(s.c.NodeKey, rc.Signature) || rc.Actor != s.signer.ID || rc.Session != s.ID || rc.Seq != s.seq || rc.Kind != kind || rc.Expires != expires ||
 			rc.Op != protocol.OpHash(signed) || rc.Result != protocol.ResultHash(res.Status, res.Body) {
 			return res, fmt.Errorf("client: receipt for %s seq %d does not match the op and its result", s.ID, s.seq)
 		}
@@ -177,9 +182,12 @@ func (c *Client) do(req *http.Request, out any) (*Result, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(body) > MaxResponseBytes {
+		return nil, fmt.Errorf("client: %s %s: the answer is over %d bytes (MaxResponseBytes)", req.Method, req.URL.Path, MaxResponseBytes)
 	}
 	res := &Result{Status: resp.StatusCode, Body: body, TxHash: resp.Header.Get("Duet-L1-Tx")}
 	res.Height, _ = strconv.ParseInt(resp.Header.Get("Duet-L1-Height"), 10, 64)

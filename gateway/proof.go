@@ -60,7 +60,7 @@ func (h *handler) buildProof(w http.ResponseWriter, r *http.Request, req proof.R
 	case errors.Is(err, proof.ErrNotFound):
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no session "+id+" of "+actor+" that L1 judged, as this node knows; add absent=1 for a proof that L1 has not committed it")
 	case errors.Is(err, proof.ErrUnprovable):
-		writeError(w, http.StatusConflict, "UNPROVABLE", err.Error())
+		writeError(w, http.StatusConflict, "UNPROVABLE", strings.TrimPrefix(err.Error(), "proof: "))
 	case errors.Is(err, proof.ErrNotFinal):
 		writeError(w, http.StatusConflict, "NOT_FINAL", "session "+id+" is not final yet")
 	case errors.Is(err, proof.ErrNotYet):

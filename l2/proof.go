@@ -31,15 +31,18 @@ func (p prover) Proof(ctx context.Context, req proof.Request) ([]byte, error) {
 	}
 	var height int64
 	var txHash string
-	if ok && v.Actor == actor && v.Final.Height != 0 {
+	if ok && v.Actor == actor && v.Final.Height != 0 && !req.Canonical {
 		height, txHash = v.Final.Height, v.Final.TxHash
 	} else {
-		// Not held here, or not judged by L1 as this node saw it (rejected
-		// for good at CheckTx): L1's transaction index says.
+		// Not held here, not judged by L1 as this node saw it (rejected for
+		// good at CheckTx), or a canonical proof, which every node must
+		// find alike: L1's transaction index says.
 		var found bool
 		var err error
 		if height, txHash, found, err = p.cn.FindSession(ctx, id, actor); err != nil {
 			return nil, err
+		} else if !found && ok && v.Actor == actor && v.Final.Height != 0 {
+			return nil, proof.ErrNotYet // L1 judged it; its transaction index is catching up
 		} else if !found && req.Absent {
 			return p.absence(req)
 		} else if !found {

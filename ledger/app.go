@@ -126,6 +126,10 @@ type App struct {
 
 	lastTime int64 // time of the last committed block, Unix ms (CheckTx reads it)
 
+	// saving is held by Commit while it saves a version, and by Prove
+	// (shared) while it reads past versions from HTTP goroutines.
+	saving sync.RWMutex
+
 	mu struct {
 		sync.RWMutex
 		committed *iavl.ImmutableTree
@@ -624,7 +628,9 @@ func (a *App) applyWrites(writes []service.KV, height int64) error {
 // Commit persists the block's state; height, state and app hash are saved
 // in one atomic write.
 func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	a.saving.Lock()
 	_, version, err := a.tree.SaveVersion()
+	a.saving.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("ledger: commit: %w", err)
 	}

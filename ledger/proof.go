@@ -49,6 +49,8 @@ type StateProof struct {
 // Prove returns proofs of keys in the state after height (which must still
 // be stored: the ledger keeps every version).
 func (a *App) Prove(height int64, keys []string) ([]StateProof, error) {
+	a.saving.RLock()
+	defer a.saving.RUnlock()
 	imm, err := a.tree.GetImmutable(height)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: state at height %d: %w", height, err)

@@ -81,7 +81,7 @@ func Build(in Input) ([]byte, error) {
 	}
 	out := outs[bi]
 	if out.Code == protocol.CodeUnauthenticated || out.Code == protocol.CodePermissionDenied {
-		return nil, ErrUnprovable
+		return nil, fmt.Errorf("%w: L1 rejected it as %s, for an actor or node it does not know as such", ErrUnprovable, out.Code)
 	}
 	p := Proof{Format: Format, ChainID: in.ChainID, Session: b.Session, Actor: b.Actor, Node: b.Node, Height: h,
 		Outcome: Outcome{Code: out.Code.String(), Results: out.Results}, Ops: []Op{}, Receipts: []Receipt{}}
@@ -102,7 +102,7 @@ func Build(in Input) ([]byte, error) {
 		p.Ops = append(p.Ops, op)
 		if in.SignReceipt != nil {
 			kind := service.Classify(b.Session, uint64(c.Seq), o.Method, o.Path)
-			rc := protocol.Receipt{Node: b.Node, Actor: b.Actor, Session: b.Session, Seq: uint64(c.Seq), Kind: kind.String(), Op: c.Hash, Result: o.Result, Time: o.Time}
+			rc := protocol.Receipt{Node: b.Node, Actor: b.Actor, Session: b.Session, Seq: uint64(c.Seq), Kind: kind.String(), Op: c.Hash, Result: o.Result, Time: o.Time, Expires: o.Expires}
 			p.Receipts = append(p.Receipts, Receipt{Receipt: rc, Signature: in.SignReceipt(rc)})
 		}
 	}
@@ -157,6 +157,11 @@ func Build(in Input) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		for _, w := range writes {
+			if len(w.Stored) == 0 { // a key that is not UTF-8 is not recorded as it was written (JSON)
+				return nil, fmt.Errorf("%w: the session's record names a key %q that is not in the state", ErrUnprovable, w.Key)
+			}
+		}
 		p.StateAfter = append(rec, writes...)
 	case protocol.CodeResultMismatch:
 		if p.StateAfter, err = in.Prove(h, []string{service.EvidenceKey(b.Node, b.Actor, b.Session)}); err != nil {
@@ -165,7 +170,11 @@ func Build(in Input) ([]byte, error) {
 	default:
 		p.StateAfter = []State{}
 	}
-	return Encode(&p)
+	doc, err := Encode(&p)
+	if err == nil && len(doc) > MaxProofBytes {
+		return nil, fmt.Errorf("%w: its proof would be %d bytes, over the %d a verifier reads", ErrUnprovable, len(doc), MaxProofBytes)
+	}
+	return doc, err
 }
 
 // AbsenceInput is what BuildAbsence assembles a proof of absence from.
@@ -213,7 +222,7 @@ func BuildAbsence(in AbsenceInput) ([]byte, error) {
 		return nil, err
 	}
 	if len(p.StateAfter[0].Stored) != 0 {
-		return nil, errors.New("proof: the session is committed")
+		return nil, ErrNotYet // committed since the transaction index was asked: ask again for its proof
 	}
 	return Encode(&p)
 }

@@ -7,10 +7,12 @@ import (
 	"github.com/duet-bft/duet/protocol"
 )
 
-// ReceiptDeadline is how long after a receipt's time an honest node has to
-// get its op on L1: L1 takes no op older than protocol.MaxOpAge before the
-// block time, so a session not committed by then never will be.
-const ReceiptDeadline = protocol.MaxOpAge
+// MinPromiseWindow is the least time, from a commit's receipt to the
+// commit's expiry, for which a node answers for getting the session on L1.
+// L1 applies no session after its last op's expiry, so the expiry is the
+// deadline; a commit that expires sooner is the actor's choice, and a node
+// that misses it is not blamed.
+const MinPromiseWindow = time.Minute
 
 // Promise is what a receipt (an L2 node's signed promise) turned out to be,
 // judged against a verified proof.
@@ -38,19 +40,10 @@ func (p *Promise) String() string {
 // receipt must be signed by the node the proof names (its key is in the
 // proven state) and be for the proof's session.
 func VerifyReceipt(trust Trust, raw []byte, rc Receipt) (*Report, *Promise, error) {
-	r := &Report{ProofHash: Hash(raw)}
-	p, err := Decode(raw)
+	v, r, err := verify(trust, raw)
 	if err != nil {
-		r, err = r.fail(&CheckError{"format", err})
 		return r, nil, err
 	}
-	r.Checks = append(r.Checks, "format")
-	v := verifier{trust: trust, p: p, r: r}
-	if err := v.run(); err != nil {
-		r, err = r.fail(err)
-		return r, nil, err
-	}
-	r.Valid = true
 	pr, err := v.judge(rc)
 	if err != nil {
 		return r, nil, &CheckError{"receipt", err}
@@ -65,12 +58,14 @@ func VerifyReceipt(trust Trust, raw []byte, rc Receipt) (*Report, *Promise, erro
 //   - L1 rejected the bundle it signed as RESULT_MISMATCH, and the receipt's
 //     op is in that bundle;
 //   - its receipt of a commit (or a direct-mode op) promised a session that
-//     L1 had not committed by the deadline, ReceiptDeadline after the op's
-//     time (a rebuttable claim: the node answers it with the proof of L1's
-//     verdict on the session, which any node builds).
+//     L1 had not committed by the commit's expiry, after which L1 never
+//     applies it, the node having had at least MinPromiseWindow (a
+//     rebuttable claim: the node answers it with the proof of L1's verdict
+//     on the session, which any node builds).
 //
 // Anything else the actor could have caused (an abort, a session id used
-// again, two commits signed, a stale read) is not attributable to the node.
+// again, the same signed op sent again, two commits signed, a stale read)
+// is not attributable to the node.
 func (v *verifier) judge(rc Receipt) (*Promise, error) {
 	p := v.p
 	if rc.Node != p.Node {
@@ -85,29 +80,31 @@ func (v *verifier) judge(rc Receipt) (*Promise, error) {
 	pr := &Promise{Node: rc.Node, Seq: rc.Seq}
 	promised := fmt.Sprintf("it promised op %d (%s, %s) with result %s at %s", rc.Seq, rc.Kind, rc.Op, rc.Result,
 		time.UnixMilli(rc.Time).UTC().Format(time.RFC3339Nano))
-	var op *Op // the proof's op with the receipt's hash at its seq, if any
-	if rc.Seq < uint64(len(p.Ops)) && p.Ops[rc.Seq].Hash == rc.Op {
+	var op *Op // the proof's op with the receipt's hash at its seq, run at the receipt's time
+	if rc.Seq < uint64(len(p.Ops)) && p.Ops[rc.Seq].Hash == rc.Op && p.Ops[rc.Seq].Time == rc.Time {
 		op = &p.Ops[rc.Seq]
 	}
 	final := rc.Kind == "commit" || rc.Kind == "direct"
 	switch {
 	case p.Outcome.Code == Absent:
-		deadline := rc.Time + ReceiptDeadline.Milliseconds()
 		at := v.header.Time.UnixMilli()
-		when := func(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
+		when := func(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 		switch {
 		case !final:
 			pr.Evidence = fmt.Sprintf("%s; L1 had not committed the session as of height %d, but only a commit's receipt promises that a session goes to L1 (its actor may have aborted it)", promised, p.Height)
-		case at > deadline:
+		case rc.Expires-rc.Time < MinPromiseWindow.Milliseconds():
+			pr.Evidence = fmt.Sprintf("%s; L1 had not committed the session as of height %d, but the commit expired %s after the receipt, less than the %s a node answers for",
+				promised, p.Height, time.Duration(rc.Expires-rc.Time)*time.Millisecond, MinPromiseWindow)
+		case at > rc.Expires:
 			pr.Broken = true
-			pr.Evidence = fmt.Sprintf("%s; L1 had not committed the session as of height %d (%s), past the deadline %s (%s after the op's time) after which L1 takes no op of it; unless the node shows L1's verdict on the session",
-				promised, p.Height, when(at), when(deadline), ReceiptDeadline)
+			pr.Evidence = fmt.Sprintf("%s; L1 had not committed the session as of height %d (%s), after the commit's expiry %s, after which L1 never applies it; unless the node shows L1's verdict on the session",
+				promised, p.Height, when(at), when(rc.Expires))
 		default:
-			pr.Evidence = fmt.Sprintf("%s; L1 had not committed the session as of height %d (%s), but the node has until %s to get it there",
-				promised, p.Height, when(at), when(deadline))
+			pr.Evidence = fmt.Sprintf("%s; L1 had not committed the session as of height %d (%s), but the node has until the commit's expiry, %s, to get it there: ask again after it",
+				promised, p.Height, when(at), when(rc.Expires))
 		}
 	case op == nil:
-		pr.Evidence = fmt.Sprintf("%s; the session L1 judged at height %d has no such op at seq %d (%d ops): its actor signed other ops under this id (an abort and the id used again), which no node can forge",
+		pr.Evidence = fmt.Sprintf("%s; the session L1 judged at height %d has no such op at seq %d run at that time (%d ops): its actor sent other ops under this id, or the same op again after an abort, which no node can forge",
 			promised, p.Height, rc.Seq, len(p.Ops))
 	case v.outcome.Code == protocol.CodeResultMismatch:
 		pr.Broken = true

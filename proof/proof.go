@@ -75,7 +75,7 @@ type Proof struct {
 // the node's records (StateBefore) and a non-membership proof of the
 // session's record (StateAfter); every other field is empty. Held against
 // a receipt, it shows a promise the node did not keep in time (see
-// ReceiptDeadline).
+// MinPromiseWindow).
 const Absent = "ABSENT"
 
 // Outcome is L1's verdict on one bundle.
@@ -176,8 +176,10 @@ type Request struct {
 var (
 	ErrNotFinal = errors.New("proof: the session is not final yet")
 	ErrNotYet   = errors.New("proof: not provable yet: the block after next is not committed (at most a few seconds)")
-	// ErrUnprovable: L1 rejected the session as UNAUTHENTICATED or
-	// PERMISSION_DENIED, for an actor or node it does not know as such, so
-	// no proof can show the keys that sign it.
-	ErrUnprovable = errors.New("proof: L1 rejected the session for its actor or node (UNAUTHENTICATED or PERMISSION_DENIED): no proof can show their keys")
+	// ErrUnprovable: no proof of the session verifies. L1 rejected it as
+	// UNAUTHENTICATED or PERMISSION_DENIED, for an actor or node it does not
+	// know as such, so no proof can show the keys that sign it; or its proof
+	// would be over MaxProofBytes (a session that wrote very many keys); or
+	// it wrote a key that is not UTF-8, which its record cannot name.
+	ErrUnprovable = errors.New("proof: no proof of this session can verify")
 )

@@ -184,18 +184,40 @@ func Hash(raw []byte) string {
 // says what was checked; on failure it names the first check that failed
 // (and the error is a *CheckError).
 func Verify(trust Trust, raw []byte) (*Report, error) {
+	_, r, err := verify(trust, raw)
+	return r, err
+}
+
+// verify is Verify, returning the verifier (its proven keys and verdict)
+// for VerifyReceipt.
+func verify(trust Trust, raw []byte) (v *verifier, rep *Report, err error) {
 	r := &Report{ProofHash: Hash(raw)}
+	defer recoverCheck(r, &rep, &err)
 	p, err := Decode(raw)
 	if err != nil {
-		return r.fail(&CheckError{"format", err})
+		rep, err = r.fail(&CheckError{"format", err})
+		return nil, rep, err
 	}
 	r.Checks = append(r.Checks, "format")
-	v := verifier{trust: trust, p: p, r: r}
+	v = &verifier{trust: trust, p: p, r: r}
 	if err := v.run(); err != nil {
-		return r.fail(err)
+		rep, err = r.fail(err)
+		return nil, rep, err
 	}
 	r.Valid = true
-	return r, nil
+	return v, r, nil
+}
+
+// recoverCheck turns a panic in a check (a library meeting input it did not
+// expect) into that check's failure: no input may crash a verifier.
+func recoverCheck(r *Report, rep **Report, err *error) {
+	if x := recover(); x != nil {
+		check := "proof"
+		if n := len(r.Checks); n > 0 {
+			check = "after " + r.Checks[n-1]
+		}
+		*rep, *err = r.fail(&CheckError{check, fmt.Errorf("the verifier met input it cannot handle: %v", x)})
+	}
 }
 
 func (r *Report) fail(err error) (*Report, error) {
@@ -369,6 +391,11 @@ func (v *verifier) decodeLight(l LightBlock) (*types.LightBlock, error) {
 	if err := lb.ValidateBasic(v.trust.ChainID); err != nil {
 		return nil, err
 	}
+	for i, s := range sh.Commit.Signatures {
+		if s.BlockIDFlag != types.BlockIDFlagCommit && s.BlockIDFlag != types.BlockIDFlagAbsent {
+			return nil, fmt.Errorf("commit signature %d is a vote for nil: a proof carries only the votes for the block, each checked", i)
+		}
+	}
 	return lb, nil
 }
 
@@ -516,6 +543,9 @@ func (v *verifier) prove(s State, key string, root []byte) ([]byte, uint64, erro
 	var cp ics23.CommitmentProof
 	if err := canonical(s.Proof, &cp); err != nil {
 		return nil, 0, fmt.Errorf("%s: proof: %w", key, err)
+	}
+	if cp.GetExist() == nil { // one existence proof: nothing else rides along (nor reaches ics23's decompression)
+		return nil, 0, fmt.Errorf("%s: not a single existence proof", key)
 	}
 	if len(s.Stored) == 0 {
 		return nil, 0, fmt.Errorf("%s: no value", key)
@@ -689,6 +719,9 @@ func (v *verifier) absence() error {
 	if err := canonical(p.StateAfter[0].Proof, &cp); err != nil {
 		return fmt.Errorf("%s: proof: %w", key, err)
 	}
+	if cp.GetNonexist() == nil {
+		return fmt.Errorf("%s: not a single non-existence proof", key)
+	}
 	if !ics23.VerifyNonMembership(ics23.IavlSpec, ics23.CommitmentRoot(v.next.AppHash), &cp, []byte(key)) {
 		return fmt.Errorf("%s: the ics23 non-membership proof does not verify against app hash %X", key, v.next.AppHash)
 	}
@@ -706,7 +739,7 @@ func (v *verifier) receipts() error {
 		rc, o := &rs[i], &v.p.Ops[i]
 		kind := service.Classify(v.p.Session, o.Seq, o.Method, o.Path).String()
 		if rc.Node != v.p.Node || rc.Actor != v.p.Actor || rc.Session != v.p.Session || rc.Seq != uint64(i) || rc.Kind != kind ||
-			rc.Op != o.Hash || rc.Result != o.ResultHash || rc.Time != o.Time {
+			rc.Op != o.Hash || rc.Result != o.ResultHash || rc.Time != o.Time || rc.Expires != o.Expires {
 			return fmt.Errorf("receipt %d is not op %d's", i, i)
 		}
 		if !rc.Verify(v.nodeKey, rc.Signature) {

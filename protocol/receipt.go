@@ -20,17 +20,18 @@ type Receipt struct {
 	Actor   string `json:"actor"`
 	Session string `json:"session"`
 	Seq     uint64 `json:"seq"`
-	Kind    string `json:"kind"`   // service.OpKind: start, step, commit, abort or direct
-	Op      Hash   `json:"op"`     // hex
-	Result  Hash   `json:"result"` // hex
-	Time    int64  `json:"time"`   // Unix milliseconds
+	Kind    string `json:"kind"`    // service.OpKind: start, step, commit, abort or direct
+	Op      Hash   `json:"op"`      // hex
+	Result  Hash   `json:"result"`  // hex
+	Time    int64  `json:"time"`    // Unix milliseconds: the op's time, which L1 checks against its block time
+	Expires int64  `json:"expires"` // Unix milliseconds: the expiry the actor signed; L1 applies no session after its last op's
 }
 
 // Bytes returns what the node signs:
 //
-//	duet/receipt/v2\n<node>\n<actor>\n<session>\n<seq>\n<kind>\n<op hash hex>\n<result hash hex>\n<time ms>
+//	duet/receipt/v2\n<node>\n<actor>\n<session>\n<seq>\n<kind>\n<op hash hex>\n<result hash hex>\n<time ms>\n<expires ms>
 //
-// (v1 had no actor and no kind.)
+// (v1 had no actor, kind or expiry.)
 func (r *Receipt) Bytes() []byte {
 	b := []byte("duet/receipt/v2\n")
 	b = append(b, r.Node...)
@@ -48,6 +49,8 @@ func (r *Receipt) Bytes() []byte {
 	b = hex.AppendEncode(b, r.Result[:])
 	b = append(b, '\n')
 	b = strconv.AppendInt(b, r.Time, 10)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, r.Expires, 10)
 	return b
 }
 

@@ -16,6 +16,7 @@ func testReceipt() protocol.Receipt {
 		Op:      seqHash(),
 		Result:  protocol.ZeroHash,
 		Time:    1_700_000_000_123,
+		Expires: 1_700_000_600_123,
 	}
 }
 
@@ -24,7 +25,7 @@ func TestReceiptBytesGolden(t *testing.T) {
 	want := "duet/receipt/v2\nnode-1\nalice\ns-1\n2\nstep\n" +
 		"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n" +
 		"0000000000000000000000000000000000000000000000000000000000000000\n" +
-		"1700000000123"
+		"1700000000123\n1700000600123"
 	if got := string(r.Bytes()); got != want {
 		t.Errorf("Receipt.Bytes:\ngot  %q\nwant %q", got, want)
 	}

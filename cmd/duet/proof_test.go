@@ -187,6 +187,18 @@ func TestProof(t *testing.T) {
 		t.Errorf("a contradicting receipt: exit %d: %s", code, out)
 	}
 
+	// The same signed op run at another time (an actor may send it again
+	// after an abort) is not the node's fault, whatever its result.
+	replayed := *receipts[3]
+	replayed.Time++
+	replayed.Result = forged.Result
+	replayed.Signature = replayed.Receipt.Sign(byz.node.Key())
+	rc, _ = json.Marshal(replayed)
+	os.WriteFile(rcPath, rc, 0o644)
+	if out, code := duet(t, nil, "verify", "--genesis", genesisPath, "--receipt", rcPath, proofPath); code != 4 || !strings.Contains(out, "not attributable") {
+		t.Errorf("a receipt of the same op at another time: exit %d: %s", code, out)
+	}
+
 	// RESULT_MISMATCH: the node claimed a result L1's re-execution
 	// contradicts. Any node proves it from L1's transaction index.
 	signed := signedCreate(sup, supplychain.NewPackage{ID: "PKG-LIE", Destination: "x", Items: items()})
@@ -212,7 +224,7 @@ func TestProof(t *testing.T) {
 	for c := range lie.Chain() {
 		lieOp = c.Hash
 	}
-	lr := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Actor: sup.ID, Session: "lie-1", Seq: 0, Kind: "direct", Op: lieOp, Result: lie.Ops[0].Result, Time: lie.Ops[0].Time}}
+	lr := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Actor: sup.ID, Session: "lie-1", Seq: 0, Kind: "direct", Op: lieOp, Result: lie.Ops[0].Result, Time: lie.Ops[0].Time, Expires: lie.Ops[0].Expires}}
 	lr.Signature = lr.Receipt.Sign(byz.node.Key())
 	rc, _ = json.Marshal(lr)
 	os.WriteFile(rcPath, rc, 0o644)
@@ -238,24 +250,26 @@ func TestProof(t *testing.T) {
 	}
 	tamperEveryField(t, trust, absent)
 	for _, tc := range []struct {
-		kind string
-		age  time.Duration
-		code int
-		want string
+		kind          string
+		age, lifetime time.Duration // of the op: how long ago the node took it, and for how long it could reach L1
+		code          int
+		want          string
 	}{
-		{"commit", proof.ReceiptDeadline + time.Hour, 3, "broken promise by node l2-0"},
-		{"commit", time.Minute, 4, "the node has until"},
-		{"step", proof.ReceiptDeadline + time.Hour, 4, "only a commit's receipt"},
+		{"commit", time.Hour, 10 * time.Minute, 3, "broken promise by node l2-0"},
+		{"commit", time.Minute, 10 * time.Minute, 4, "the node has until"},
+		{"step", time.Hour, 10 * time.Minute, 4, "only a commit's receipt"},
+		{"commit", time.Hour, time.Second, 4, "less than the 1m0s a node answers for"},
 	} {
+		at := time.Now().Add(-tc.age)
 		r := client.Receipt{Receipt: protocol.Receipt{Node: byz.node.ID, Actor: op1.ID, Session: "never-1", Seq: 1, Kind: tc.kind,
-			Op: protocol.ResultHash(1, nil), Result: protocol.ResultHash(200, nil), Time: time.Now().Add(-tc.age).UnixMilli()}}
+			Op: protocol.ResultHash(1, nil), Result: protocol.ResultHash(200, nil), Time: at.UnixMilli(), Expires: at.Add(tc.lifetime).UnixMilli()}}
 		r.Signature = r.Receipt.Sign(byz.node.Key())
 		rc, _ = json.Marshal(r)
 		os.WriteFile(rcPath, rc, 0o644)
 		if out, code := duet(t, nil, "verify", "--genesis", genesisPath, "--node", c0.BaseURL, "--receipt", rcPath); code != tc.code || !strings.Contains(out, tc.want) {
-			t.Errorf("a %s receipt %s old for an op never on L1: exit %d: %s", tc.kind, tc.age, code, out)
+			t.Errorf("a %s receipt %s old (lifetime %s) for an op never on L1: exit %d: %s", tc.kind, tc.age, tc.lifetime, code, out)
 		} else {
-			t.Logf("a %s receipt %s old for an op never on L1: %s", tc.kind, tc.age, strings.TrimSpace(out))
+			t.Logf("a %s receipt %s old (lifetime %s) for an op never on L1: %s", tc.kind, tc.age, tc.lifetime, strings.TrimSpace(out))
 		}
 	}
 }

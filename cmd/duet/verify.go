@@ -74,8 +74,12 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err == nil && fs.Arg(0) == "-" && *receiptPath == "-" {
 		err = errors.New("the proof and the receipt cannot both come from stdin")
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, verifyUsage)
+		return 0
+	}
 	if err != nil || (fs.NArg() != 1 && !judgeOnline) || (fs.NArg() != 0 && judgeOnline) || *genesisPath == "" {
-		if err != nil && !errors.Is(err, flag.ErrHelp) {
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "duet verify:", err)
 		}
 		fmt.Fprint(os.Stderr, verifyUsage)

@@ -54,7 +54,7 @@ export async function resultHash(status, body) {
 }
 
 function receiptBytes(r) {
-  return enc.encode(`duet/receipt/v2\n${r.node}\n${r.actor}\n${r.session}\n${r.seq}\n${r.kind}\n${r.op}\n${r.result}\n${r.time}`);
+  return enc.encode(`duet/receipt/v2\n${r.node}\n${r.actor}\n${r.session}\n${r.seq}\n${r.kind}\n${r.op}\n${r.result}\n${r.time}\n${r.expires}`);
 }
 
 // --- identities -----------------------------------------------------------
@@ -150,15 +150,24 @@ export async function node() {
   return n;
 }
 
+// kind is what op seq is to its session (service.Classify), as a receipt
+// names it.
+export function kind(session, seq, method, path) {
+  if (seq === 0) return method === "POST" && path === "/v1/sessions" ? "start" : "direct";
+  if (method === "POST" && path === `/v1/sessions/${session}/commit`) return "commit";
+  if (method === "DELETE" && path === `/v1/sessions/${session}`) return "abort";
+  return "step";
+}
+
 // checkReceipt verifies a Duet-Receipt header against the node's key and
 // the op and answer it acknowledges.
-async function checkReceipt(header, actor, session, seq, opHash, status, body) {
+async function checkReceipt(header, actor, session, seq, method, path, expires, opHash, status, body) {
   if (!header) throw new Error("the node gave no receipt");
   const r = JSON.parse(new TextDecoder().decode(unb64(header)));
   if (!nodeKey) await node();
   const ok = await crypto.subtle.verify({ name: "Ed25519" }, nodeKey, unb64(r.signature), receiptBytes(r));
   if (!ok) throw new Error("the receipt's signature does not verify against this node's key");
-  if (r.actor !== actor || r.session !== session || r.seq !== seq || r.op !== opHash || r.result !== (await resultHash(status, body))) {
+  if (r.actor !== actor || r.session !== session || r.seq !== seq || r.kind !== kind(session, seq, method, path) || r.expires !== expires || r.op !== opHash || r.result !== (await resultHash(status, body))) {
     throw new Error("the receipt does not match the op and its answer");
   }
   return r;
@@ -211,7 +220,7 @@ export class Session {
     } catch {}
     if (!res.ok) throw new HTTPError(res.status, json, res.headers);
     const opHash = hex(await sha256(signed));
-    const receipt = await checkReceipt(res.headers.get("Duet-Receipt"), this.identity.actor, this.id, this.seq, opHash, res.status, bytes);
+    const receipt = await checkReceipt(res.headers.get("Duet-Receipt"), this.identity.actor, this.id, this.seq, method, path, expires, opHash, res.status, bytes);
     this.prev = opHash;
     this.seq++;
     return { status: res.status, body: json, ms, receipt, height: res.headers.get("Duet-L1-Height"), tx: res.headers.get("Duet-L1-Tx") };

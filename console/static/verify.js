@@ -107,11 +107,32 @@ const checkWords = {
   receipts: "the node's receipts",
 };
 
-// check verifies a proof document (text) against the trusted hash and
-// returns the report (and, given a receipt, the promise).
-export async function check(doc, receipt) {
+// trustFor returns the trust for the chain a proof names: this node's
+// chain's (pinned on first use), or one the user pinned before. A proof of
+// another chain is never trusted on this node's word.
+async function trustFor(chain) {
   const t = await trust();
-  if (!t.hash) throw new Error("no trusted validator set: paste its hash first");
+  if (!chain || chain === t.chain) {
+    if (!t.hash) throw new Error("no trusted validator set: paste its hash first");
+    return t;
+  }
+  const pinned = JSON.parse(localStorage.getItem(key(chain)) || "null");
+  if (!pinned) throw new Error(`The proof is of chain ${chain}, and no validator set of that chain is pinned in this browser (this node is of ${t.chain}).`);
+  return { chain, hash: pinned.hash, how: pinned.how, node: "" };
+}
+
+function chainOf(doc) {
+  try {
+    return JSON.parse(doc).chain_id || "";
+  } catch {
+    return "";
+  }
+}
+
+// check verifies a proof document (text) against the trusted hash of its
+// chain and returns the report (and, given a receipt, the promise).
+export async function check(doc, receipt) {
+  const t = await trustFor(chainOf(doc));
   const { api, ms: loadMs } = await verifier();
   const t0 = performance.now();
   const out = JSON.parse(receipt ? api.receipt(doc, t.chain, t.hash, receipt) : api.verify(doc, t.chain, t.hash));
@@ -127,11 +148,12 @@ export async function check(doc, receipt) {
 // proof.VerifyCertificate: the proof's hash, the proof, and that it says
 // what the certificate says. It returns {valid, failed, error, result}.
 export async function checkCertificate(text) {
+  text = text.replace(/\r\n/g, "\n");
+  if (!text.endsWith("\n")) text += "\n";
   const line = (name) => (text.split("\n").find((l) => l.startsWith(name + " ")) || "").slice(name.length + 1);
   const [actor, session] = line("session").split("/");
   const doc = await fetchProof(actor || "", session || "", true);
-  const t = await trust();
-  if (!t.hash) throw new Error("no trusted validator set: paste its hash first");
+  const t = await trustFor(line("chain"));
   const { api, ms: loadMs } = await verifier();
   const t0 = performance.now();
   const out = JSON.parse(api.certificate(doc, t.chain, t.hash, text));
@@ -148,7 +170,10 @@ export function show(el, r) {
   const valid = rep && rep.valid;
   fill(el, h("div", { className: "card", testid: "proof-result", dataset: { valid: valid ? "true" : "false", failed: rep ? rep.failed || "" : "" } },
     h("p", {}, valid ? pill("committed", "✓ proof valid") : pill("rejected", "✗ proof invalid"),
-      " ", h("span", { className: "muted" }, `checked in this browser in ${r.ms.toFixed(0)} ms${r.loadMs ? ` (verifier loaded in ${r.loadMs.toFixed(0)} ms)` : ""}, against ${r.trust.how === "first-use" ? "a validator set trusted on first use" : "your pinned validator set"}`)),
+      " ", h("span", { className: "muted" }, `checked in this browser in ${r.ms.toFixed(0)} ms${r.loadMs ? ` (verifier loaded in ${r.loadMs.toFixed(0)} ms)` : ""}, against `),
+      r.trust.how === "first-use"
+        ? h("strong", { className: "warn" }, `⚠ a validator set of ${r.trust.chain} trusted on first use (this node's word)`)
+        : h("span", { className: "muted" }, `your pinned validator set of ${r.trust.chain}`)),
     valid
       ? h("p", {}, `Session ${rep.session} of ${rep.actor}, ${rep.ops} ops via ${rep.node}: `, h("strong", {}, rep.outcome),
         ` at height ${rep.height} of ${rep.chain_id}, signed by ${rep.signed} of the voting power.`)
@@ -189,7 +214,7 @@ export async function fetchProof(actor, session, canonical) {
     try {
       ({ message: msg, code } = JSON.parse(text).error);
     } catch {}
-    if (code !== "NOT_YET" || i >= 30) throw new Error(`The node gave no proof: ${msg}`);
+    if ((code !== "NOT_YET" && code !== "NOT_FINAL") || i >= 60) throw new Error(`The node gave no proof: ${msg}`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -205,7 +230,7 @@ export function pastePanel(el) {
     ev.preventDefault();
     fill(out, h("p", { className: "muted" }, "Checking…"));
     try {
-      if (doc.value.startsWith("duet-cert/v1\n")) {
+      if (/^duet-cert\/v1\r?\n/.test(doc.value)) {
         const c = await checkCertificate(doc.value);
         const res = h("div");
         if (c.result) show(res, c.result);
