@@ -9,6 +9,7 @@ import (
 	"github.com/duet-bft/duet/chain"
 	"github.com/duet-bft/duet/proof"
 	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
 )
 
 // prover builds session proofs from this node's follower (blocks, results,
@@ -41,7 +42,7 @@ func (p prover) Proof(ctx context.Context, req proof.Request) ([]byte, error) {
 		var err error
 		if height, txHash, found, err = p.cn.FindSession(ctx, id, actor); err != nil {
 			return nil, err
-		} else if !found && ok && v.Actor == actor && v.Final.Height != 0 {
+		} else if !found && (ok && v.Actor == actor && v.Final.Height != 0 || committed(p.cn, actor, id)) {
 			return nil, proof.ErrNotYet // L1 judged it; its transaction index is catching up
 		} else if !found && req.Absent {
 			return p.absence(req)
@@ -97,4 +98,11 @@ func (p prover) absence(req proof.Request) ([]byte, error) {
 	}
 	return proof.BuildAbsence(proof.AbsenceInput{ChainID: p.cn.CometBFT.GenesisDoc().ChainID, Header: pb.Header, Next: pb.Next, Vals: pb.Vals,
 		Session: req.Session, Actor: req.Actor, Node: node, Prove: p.prove})
+}
+
+// committed reports whether L1's committed state records the session.
+func committed(cn *chain.Node, actor, id string) bool {
+	st, _ := cn.App.Committed()
+	_, ok := service.LookupSession(st, actor, id)
+	return ok
 }

@@ -212,9 +212,16 @@ func TestProof(t *testing.T) {
 	if code, outs := byz.submit(lie); code != 0 || len(outs) != 1 || outs[0].Code != protocol.CodeResultMismatch {
 		t.Fatalf("the lie: CheckTx %v, verdicts %+v", code, outs)
 	}
-	lieProof, err := c1.Proof(ctx, proof.Request{Actor: sup.ID, Session: "lie-1"})
-	if err != nil {
-		t.Fatal(err)
+	// The other L2 node's follower indexes the block a moment after the
+	// validator that answered the broadcast.
+	var lieProof []byte
+	for i := 0; ; i++ {
+		if lieProof, err = c1.Proof(ctx, proof.Request{Actor: sup.ID, Session: "lie-1"}); err == nil {
+			break
+		} else if i == 100 || !strings.Contains(err.Error(), "NOT_FOUND") {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	lieRep, err := client.VerifyProof(genesis, lieProof)
 	if err != nil || lieRep.Outcome != "RESULT_MISMATCH" || lieRep.Evidence == nil {
