@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,6 +45,10 @@ type Spec struct {
 	// L2Config adjusts every L2 node's l2.json before it is written, e.g.
 	// func(c *l2.FileConfig) { c.ActorRate = -1 }; nil keeps the defaults.
 	L2Config func(*l2.FileConfig)
+	// NoFaults allows fewer than 4 validators: a network that tolerates no
+	// faulty validator (n = 3f+1 tolerates f). Without it, Validate refuses
+	// such a network.
+	NoFaults bool
 }
 
 func (s *Spec) setDefaults() {
@@ -70,12 +75,51 @@ func (s *Spec) Validate() error {
 		return errors.New("localnet: Spec.App is required")
 	case s.Validators < 1 || s.Validators > 64:
 		return fmt.Errorf("localnet: %d validators, want 1..64", s.Validators)
+	case s.Validators < 4 && !s.NoFaults:
+		return fmt.Errorf("localnet: %d validators tolerate no faulty validator (n = 3f+1 validators tolerate f; one fault takes 4); allow it explicitly to run such a network", s.Validators)
 	case s.L2 < 0 || s.L2 > 16:
 		return fmt.Errorf("localnet: %d L2 nodes, want 0..16", s.L2)
 	case s.BasePort < 1024 || s.BasePort+10*(s.Validators+s.L2) > 65535:
-		return fmt.Errorf("localnet: base port %d out of range", s.BasePort)
+		return fmt.Errorf("localnet: base port %d out of range: want 1024..%d for %d nodes", s.BasePort, 65535-10*(s.Validators+s.L2), s.Validators+s.L2)
+	}
+	if _, err := ParseHostPort(s.HTTP); err != nil {
+		return fmt.Errorf("localnet: HTTP address: %w", err)
 	}
 	return nil
+}
+
+// ParseHostPort checks a HOST:PORT address (a port 1..65535, a host that
+// is an IP address or a DNS name) and returns its port.
+func ParseHostPort(addr string) (int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not HOST:PORT: %w", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("%q: port %q is not a number in 1..65535", addr, port)
+	}
+	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		return 0, fmt.Errorf("%q: host %q is neither an IP address nor a host name", addr, host)
+	}
+	return p, nil
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Actor is a demo identity (as registered on L1) with its private key (the
@@ -90,11 +134,13 @@ func (a Actor) Key() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(a.Privat
 
 // Node is one node of the network.
 type Node struct {
-	ID   string `json:"id"`
-	Home string `json:"home"`
-	RPC  string `json:"rpc"`
-	HTTP string `json:"http,omitempty"` // L2 only
-	PID  int    `json:"pid"`
+	ID     string `json:"id"`
+	Home   string `json:"home"`
+	RPC    string `json:"rpc"`
+	P2P    string `json:"p2p,omitempty"`     // HOST:PORT it listens on for peers
+	NodeID string `json:"node_id,omitempty"` // its CometBFT node id (of its node key): readiness checks the node answering is it
+	HTTP   string `json:"http,omitempty"`    // L2 only
+	PID    int    `json:"pid"`
 }
 
 // Network is what cluster.json holds.
@@ -205,7 +251,8 @@ func generate(spec Spec) (*Network, error) {
 			return nil, err
 		}
 		pv := privval.LoadOrGenFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
-		node := Node{ID: id, Home: home, RPC: chain.RPCURL(conf.RPC.ListenAddress)}
+		node := Node{ID: id, Home: home, RPC: chain.RPCURL(conf.RPC.ListenAddress),
+			P2P: fmt.Sprintf("127.0.0.1:%d", p2pPort), NodeID: string(nk.ID())}
 		if i < spec.Validators {
 			peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", nk.ID(), p2pPort))
 			pub, err := pv.GetPubKey()

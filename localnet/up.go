@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -163,6 +165,9 @@ func Up(ctx context.Context, cfg Config) error {
 			}
 		}
 	}
+	if err := portsFree(nodes); err != nil {
+		return err
+	}
 	for i, n := range nodes {
 		c, err := start(n)
 		if err != nil {
@@ -171,7 +176,7 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 		children[i] = c
 	}
-	if err := waitReady(ctx, nodes, cfg.ReadyTimeout); err != nil {
+	if err := waitReady(ctx, children, cfg.ReadyTimeout); err != nil {
 		stopAll()
 		return err
 	}
@@ -202,7 +207,8 @@ func Up(ctx context.Context, cfg Config) error {
 				if ctx.Err() != nil {
 					return
 				}
-				log.Warn("node exited; restarting", "node", c.node.ID, "status", c.cmd.ProcessState.String(), "after", backoff)
+				log.Warn("node exited; restarting", "node", c.node.ID, "status", c.cmd.ProcessState.String(), "after", backoff,
+					"log", filepath.Join(c.node.Home, "node.log"), "last_lines", tail(filepath.Join(c.node.Home, "node.log"), 8))
 				if time.Since(started) > time.Minute {
 					backoff = 500 * time.Millisecond
 				}
@@ -233,19 +239,63 @@ func Up(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// waitReady polls every node's CometBFT RPC /status until it answers with a
-// committed block.
-func waitReady(ctx context.Context, nodes []*Node, timeout time.Duration) error {
+// portsFree checks, before any node starts, that every address a node
+// listens on is free, and names each one that is not: a node that cannot
+// bind would only say so in its own log, and another program (another
+// network) answering on the port would pass for it.
+func portsFree(nodes []*Node) error {
+	var busy []string
+	try := func(n *Node, what, addr string) {
+		if addr == "" {
+			return
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			busy = append(busy, fmt.Sprintf("%s's %s address %s: %v", n.ID, what, addr, err))
+			return
+		}
+		l.Close()
+	}
+	for _, n := range nodes {
+		try(n, "p2p", n.P2P)
+		if u, err := url.Parse(n.RPC); err == nil {
+			try(n, "RPC", u.Host)
+		}
+		try(n, "HTTP", n.HTTP)
+	}
+	if len(busy) > 0 {
+		return fmt.Errorf("localnet: cannot listen (another network or program holds these; stop it, or choose other ports with --base-port and --http):\n  %s", strings.Join(busy, "\n  "))
+	}
+	return nil
+}
+
+// waitReady waits until every node serves as itself: its CometBFT RPC
+// /status answers with a committed block and the node id of its key, and an
+// L2 node's /readyz answers 200 and its /v1/node names it. A node that
+// exits first fails it at once, with the last lines of its log.
+func waitReady(ctx context.Context, children []*child, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
-	for _, n := range nodes {
+	for _, c := range children {
+		n := c.node
 		for {
-			h, err := Height(ctx, client, n.RPC)
-			if err == nil && h >= 1 && (n.HTTP == "" || httpReady(ctx, client, n.HTTP)) {
+			id, h, err := status(ctx, client, n.RPC)
+			if err == nil && n.NodeID != "" && id != n.NodeID {
+				return fmt.Errorf("localnet: %s answers as node %s, not %s's %s: %w", n.RPC, id, n.ID, n.NodeID, errOtherNetwork)
+			}
+			if err == nil && h >= 1 && n.HTTP != "" {
+				if err = l2Ready(ctx, client, n); errors.Is(err, errOtherNetwork) {
+					return err
+				}
+			}
+			if err == nil && h >= 1 {
 				break
 			}
 			select {
+			case <-c.done:
+				return fmt.Errorf("localnet: %s exited while starting (%s); the end of %s:\n%s", n.ID, c.cmd.ProcessState,
+					filepath.Join(n.Home, "node.log"), tail(filepath.Join(n.Home, "node.log"), 12))
 			case <-ctx.Done():
 				return fmt.Errorf("localnet: %s not serving at %s: %v", n.ID, n.RPC, errors.Join(err, ctx.Err()))
 			case <-time.After(100 * time.Millisecond):
@@ -255,40 +305,86 @@ func waitReady(ctx context.Context, nodes []*Node, timeout time.Duration) error 
 	return nil
 }
 
+var errOtherNetwork = errors.New("another network holds the port")
+
+// tail returns the last n lines of a file, indented, or "" if it cannot
+// be read.
+func tail(path string, n int) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
+}
+
 // Height asks a node's RPC /status for its latest block height.
 func Height(ctx context.Context, client *http.Client, rpc string) (int64, error) {
+	_, h, err := status(ctx, client, rpc)
+	return h, err
+}
+
+// status asks a node's RPC /status for its node id and latest height.
+func status(ctx context.Context, client *http.Client, rpc string) (string, int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rpc+"/status", nil)
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	defer resp.Body.Close()
 	var st struct {
 		Result struct {
+			NodeInfo struct {
+				ID string `json:"id"`
+			} `json:"node_info"`
 			SyncInfo struct {
 				Height json.Number `json:"latest_block_height"`
 			} `json:"sync_info"`
 		} `json:"result"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, err
+		return "", 0, err
 	}
-	return st.Result.SyncInfo.Height.Int64()
+	h, err := st.Result.SyncInfo.Height.Int64()
+	return st.Result.NodeInfo.ID, h, err
 }
 
-// httpReady reports whether an L2 node's /readyz answers 200.
-func httpReady(ctx context.Context, client *http.Client, addr string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-	if err != nil {
-		return false
+// l2Ready checks that an L2 node's /readyz answers 200 and that its
+// /v1/node names it.
+func l2Ready(ctx context.Context, client *http.Client, n *Node) error {
+	get := func(path string, v any) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTP+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		if v != nil {
+			return json.NewDecoder(resp.Body).Decode(v)
+		}
+		return nil
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
+	if err := get("/readyz", nil); err != nil {
+		return err
 	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	var node struct{ ID string }
+	if err := get("/v1/node", &node); err != nil {
+		return err
+	}
+	if node.ID != n.ID {
+		return fmt.Errorf("localnet: %s answers as L2 node %q, not %s: %w", n.HTTP, node.ID, n.ID, errOtherNetwork)
+	}
+	return nil
 }

@@ -99,13 +99,29 @@ func runUp(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http", "127.0.0.1:8080", "HTTP address of the first L2 node")
 	basePort := fs.Int("base-port", 26656, "node i listens on p2p base+10i and RPC base+10i+1")
 	nice := fs.Int("validator-nice", 19, "CPU priority (nice) of validators, below L2 nodes on a shared machine; 0 leaves it alone")
+	noFaults := fs.Bool("no-faults", false, "allow fewer than 4 validators: a network that tolerates no faulty validator")
 	fs.Parse(args)
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("up: unexpected argument %q", fs.Arg(0))
+	case *validators < 1 || *validators > 64:
+		return fmt.Errorf("up: --validators %d: want 1..64 (4 tolerate one faulty validator)", *validators)
+	case *validators < 4 && !*noFaults:
+		return fmt.Errorf("up: --validators %d: %d validators tolerate no faulty validator (n = 3f+1 validators tolerate f; one fault takes 4); add --no-faults to run it anyway", *validators, *validators)
+	case *l2 < 0 || *l2 > 16:
+		return fmt.Errorf("up: --l2 %d: want 0..16", *l2)
+	case *basePort < 1024 || *basePort+10*(*validators+*l2) > 65535:
+		return fmt.Errorf("up: --base-port %d: want 1024..%d for %d nodes (node i uses base+10i and base+10i+1)", *basePort, 65535-10*(*validators+*l2), *validators+*l2)
+	}
+	if _, err := localnet.ParseHostPort(*httpAddr); err != nil {
+		return fmt.Errorf("up: --http: %w", err)
+	}
 	app, err := lookupApp(*appName)
 	if err != nil {
 		return err
 	}
 	return localnet.Up(ctx, localnet.Config{
-		Spec:          localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort, App: app},
+		Spec:          localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort, App: app, NoFaults: *noFaults},
 		ValidatorNice: *nice,
 		Logger:        logger(),
 		Out:           os.Stdout,
