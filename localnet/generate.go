@@ -8,24 +8,17 @@
 package localnet
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	cmtcfg "github.com/cometbft/cometbft/config"
-	"github.com/cometbft/cometbft/p2p"
-	"github.com/cometbft/cometbft/privval"
-	"github.com/cometbft/cometbft/types"
 
 	"github.com/duet-bft/duet/chain"
+	"github.com/duet-bft/duet/deploy"
 	"github.com/duet-bft/duet/l2"
 	"github.com/duet-bft/duet/service"
 )
@@ -88,49 +81,13 @@ func (s *Spec) Validate() error {
 	return nil
 }
 
-// ParseHostPort checks a HOST:PORT address (a port 1..65535, a host that
-// is an IP address or a DNS name) and returns its port.
-func ParseHostPort(addr string) (int, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not HOST:PORT: %w", addr, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
-		return 0, fmt.Errorf("%q: port %q is not a number in 1..65535", addr, port)
-	}
-	if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
-		return 0, fmt.Errorf("%q: host %q is neither an IP address nor a host name", addr, host)
-	}
-	return p, nil
-}
-
-func validHostname(h string) bool {
-	if len(h) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range label {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// ParseHostPort checks a HOST:PORT address and returns its port
+// (deploy.ParseHostPort).
+func ParseHostPort(addr string) (int, error) { return deploy.ParseHostPort(addr) }
 
 // Actor is a demo identity (as registered on L1) with its private key (the
 // 32-byte seed).
-type Actor struct {
-	service.Actor
-	PrivateKey []byte `json:"private_key"`
-}
-
-// Key returns the actor's Ed25519 private key.
-func (a Actor) Key() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(a.PrivateKey) }
+type Actor = deploy.KeyedActor
 
 // Node is one node of the network.
 type Node struct {
@@ -197,140 +154,47 @@ func LoadOrGenerate(spec Spec) (*Network, error) {
 	return n, nil
 }
 
-// demoAdmin is the network's admin, who manages actors, beside the app's
-// demo actors.
-var demoAdmin = service.DemoActor{Role: service.RoleAdmin, Org: "consortium"}
-
-func newActor(id, role, org string) (Actor, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return Actor{}, err
-	}
-	return Actor{Actor: service.Actor{ID: id, Role: role, Org: org, PublicKey: pub}, PrivateKey: priv.Seed()}, nil
-}
-
 func generate(spec Spec) (*Network, error) {
 	n := &Network{ChainID: spec.ChainID, App: spec.App.Name, AppVersion: spec.App.Version, Note: devKeysNote}
-	count := map[string]int{}
-	for _, r := range append([]service.DemoActor{demoAdmin}, spec.App.DemoActors...) {
-		count[r.Role]++
-		a, err := newActor(r.Role+"-"+strconv.Itoa(count[r.Role]), r.Role, r.Org)
-		if err != nil {
-			return nil, err
-		}
-		n.Actors = append(n.Actors, a)
+	demo, err := deploy.DemoActors(spec.App)
+	if err != nil {
+		return nil, err
 	}
-	total := spec.Validators + spec.L2
-	homes := make([]string, total)
-	confs := make([]*cmtcfg.Config, total)
-	peers := make([]string, 0, spec.Validators)
-	var vals []types.GenesisValidator
-	var l2nodes []int
-	for i := 0; i < total; i++ {
-		id := "v" + strconv.Itoa(i)
-		if i >= spec.Validators {
-			id = "l2-" + strconv.Itoa(i-spec.Validators)
-		}
-		home := filepath.Join(spec.Dir, id)
-		homes[i] = home
-		conf := cmtcfg.DefaultConfig()
-		conf.SetRoot(home)
-		conf.Moniker = id
-		chain.Tune(conf, "cometbft_"+strings.ReplaceAll(id, "-", "_"))
-		p2pPort, rpcPort := spec.BasePort+10*i, spec.BasePort+10*i+1
-		conf.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p2pPort)
-		conf.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", rpcPort)
-		confs[i] = conf
-		for _, d := range []string{conf.RootDir + "/config", conf.DBDir()} {
-			if err := os.MkdirAll(d, 0o700); err != nil {
-				return nil, err
-			}
-		}
-		nk, err := p2p.LoadOrGenNodeKey(conf.NodeKeyFile())
-		if err != nil {
-			return nil, err
-		}
-		pv := privval.LoadOrGenFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
-		node := Node{ID: id, Home: home, RPC: chain.RPCURL(conf.RPC.ListenAddress),
-			P2P: fmt.Sprintf("127.0.0.1:%d", p2pPort), NodeID: string(nk.ID())}
-		if i < spec.Validators {
-			peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", nk.ID(), p2pPort))
-			pub, err := pv.GetPubKey()
-			if err != nil {
-				return nil, err
-			}
-			vals = append(vals, types.GenesisValidator{Address: pub.Address(), PubKey: pub, Power: 10, Name: id})
+	var actors []service.Actor
+	for _, a := range demo {
+		n.Actors = append(n.Actors, a)
+		actors = append(actors, a.Actor)
+	}
+	// The same steps as organisations take (deploy: init, genesis, join),
+	// on loopback.
+	t, err := deploy.MakeTestnet(deploy.TestnetConfig{Dir: spec.Dir, ChainID: spec.ChainID, App: spec.App,
+		Validators: spec.Validators, L2: spec.L2, BasePort: spec.BasePort, NoMetrics: true, HTTP: spec.HTTP, Actors: actors,
+		Tune: func(moniker string, c *cmtcfg.Config) {
+			chain.Tune(c, "cometbft_"+strings.ReplaceAll(moniker, "-", "_"))
+		},
+		L2Config: spec.L2Config, NoFaults: spec.NoFaults})
+	if err != nil {
+		return nil, err
+	}
+	for i, in := range t.Intents {
+		node := Node{ID: in.Moniker, Home: t.Homes[i], RPC: fmt.Sprintf("http://127.0.0.1:%d", spec.BasePort+10*i+1),
+			P2P: in.P2P, NodeID: in.NodeID, HTTP: in.HTTP}
+		if in.Role == deploy.RoleValidator {
 			n.Validators = append(n.Validators, node)
 			continue
 		}
-		j := i - spec.Validators
-		node.HTTP = spec.HTTP
-		if j > 0 {
-			node.HTTP = fmt.Sprintf("127.0.0.1:%d", portOf(spec.HTTP)+j)
-		}
 		n.L2 = append(n.L2, node)
-		a, err := newActor(id, service.RoleL2, "l2-operator")
+		var kf l2.KeyFileContent
+		raw, err := os.ReadFile(filepath.Join(t.Homes[i], "config", l2.KeyFile))
+		if err == nil {
+			err = json.Unmarshal(raw, &kf)
+		}
 		if err != nil {
 			return nil, err
 		}
-		n.Actors = append(n.Actors, a)
-		if err := writeJSON(filepath.Join(home, "config", l2.KeyFile), l2.KeyFileContent{ID: a.ID, PublicKey: a.PublicKey, PrivateKey: a.PrivateKey}); err != nil {
-			return nil, err
-		}
-		l2nodes = append(l2nodes, len(n.L2)-1)
-	}
-	// Each L2 node submits to every validator, starting with a different one.
-	for _, j := range l2nodes {
-		var rpcs []string
-		for k := range n.Validators {
-			rpcs = append(rpcs, n.Validators[(j+k)%len(n.Validators)].RPC)
-		}
-		cfg := l2.FileConfig{Node: n.L2[j].ID, HTTP: n.L2[j].HTTP, L1RPC: rpcs}
-		if spec.L2Config != nil {
-			spec.L2Config(&cfg)
-		}
-		if err := cfg.Write(filepath.Join(n.L2[j].Home, "config", l2.ConfigFile)); err != nil {
-			return nil, err
-		}
-	}
-	var actors []service.Actor
-	for _, a := range n.Actors {
-		actors = append(actors, a.Actor)
-	}
-	var appState json.RawMessage
-	if spec.App.DemoGenesis != nil {
-		appState = spec.App.DemoGenesis(actors)
-	}
-	params := types.DefaultConsensusParams()
-	params.Block.MaxBytes = chain.MaxBlockBytes
-	gen := &types.GenesisDoc{
-		GenesisTime:     time.Now().UTC().Truncate(time.Millisecond),
-		ChainID:         spec.ChainID,
-		InitialHeight:   1,
-		ConsensusParams: params,
-		Validators:      vals,
-		AppState:        spec.App.Genesis(actors, appState),
-	}
-	for i, conf := range confs {
-		var others []string
-		for j, p := range peers {
-			if j != i {
-				others = append(others, p)
-			}
-		}
-		conf.P2P.PersistentPeers = strings.Join(others, ",")
-		cmtcfg.WriteConfigFile(filepath.Join(homes[i], "config", "config.toml"), conf)
-		if err := gen.SaveAs(conf.GenesisFile()); err != nil {
-			return nil, err
-		}
+		n.Actors = append(n.Actors, Actor{Actor: service.Actor{ID: in.Moniker, Role: service.RoleL2, Org: in.Org, PublicKey: in.L2Key}, PrivateKey: kf.PrivateKey})
 	}
 	return n, nil
-}
-
-func portOf(addr string) int {
-	i := strings.LastIndexByte(addr, ':')
-	p, _ := strconv.Atoi(addr[i+1:])
-	return p
 }
 
 func writeJSON(path string, v any) error {

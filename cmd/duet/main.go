@@ -36,6 +36,10 @@ const usage = `duet: Byzantine-fault-tolerant web services with millisecond answ
 
 Usage:
   duet up [--app NAME] [--home DIR] [--validators N] [--l2 M]   run a local network
+  duet init --home DIR --moniker NAME --role validator|l2       make a node's keys, config and intent
+  duet genesis --chain-id ID --actors ACTORS.json INTENT.json... make the genesis from every intent
+  duet join --home DIR --genesis G INTENT.json...               install the genesis and the peers
+  duet testnet --out DIR --validators N --l2 M [--hosts H,...]  make every home of a lab network at once
   duet node --home DIR [--app NAME]                             run one node
   duet bench [--app NAME] [--validators 4,7] [--l2 1,2]         measure L2 against direct mode
   duet verify --genesis GENESIS [--node URL] PROOF|CERT|-       check a session proof or a certificate
@@ -59,6 +63,14 @@ func main() {
 		err = runNode(ctx, os.Args[2:])
 	case "bench":
 		err = runBench(ctx, os.Args[2:])
+	case "init":
+		err = runInit(os.Args[2:], os.Stdout, os.Stderr)
+	case "genesis":
+		err = runGenesis(os.Args[2:], os.Stdout, os.Stderr)
+	case "join":
+		err = runJoin(os.Args[2:], os.Stdout, os.Stderr)
+	case "testnet":
+		err = runTestnet(os.Args[2:], os.Stdout, os.Stderr)
 	case "verify":
 		os.Exit(runVerify(ctx, os.Args[2:], os.Stdin, os.Stdout))
 	case "apps":
@@ -71,6 +83,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "duet: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "duet:", err)

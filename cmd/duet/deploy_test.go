@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/duet-bft/duet/apps/supplychain"
+	"github.com/duet-bft/duet/client"
+	"github.com/duet-bft/duet/deploy"
+	"github.com/duet-bft/duet/protocol"
+	"github.com/duet-bft/duet/service"
+)
+
+// orgNet is a network assembled as independent organisations would:
+// duet init per node, duet genesis over the intents, duet join per node,
+// then duet node per home.
+type orgNet struct {
+	dir     string
+	homes   []string // validators first
+	intents []string
+	actors  map[string]deploy.KeyedActor
+	http    string // the L2 node's
+	genesis string
+}
+
+// assemble runs init for nodes validators and one L2 node on loopback,
+// the genesis and join, through the binary.
+func assemble(t *testing.T, validators int) *orgNet {
+	t.Helper()
+	n := &orgNet{dir: t.TempDir(), actors: map[string]deploy.KeyedActor{}}
+	base := freeBasePort(t, validators+1)
+	for i := range validators + 1 {
+		moniker, role := fmt.Sprintf("v%d", i), "validator"
+		args := []string{"--publish-rpc"}
+		if i == validators {
+			moniker, role = "l2-0", "l2"
+			n.http = fmt.Sprintf("127.0.0.1:%d", base+200)
+			args = []string{"--http", n.http}
+		}
+		home := filepath.Join(n.dir, moniker)
+		run(t, append([]string{"init", "--home", home, "--moniker", moniker, "--org", "org-" + moniker, "--role", role,
+			"--p2p", fmt.Sprintf("127.0.0.1:%d", base+10*i), "--rpc", fmt.Sprintf("127.0.0.1:%d", base+10*i+1), "--prometheus", "-"}, args...)...)
+		n.homes = append(n.homes, home)
+		n.intents = append(n.intents, filepath.Join(home, deploy.IntentFile))
+	}
+	var public []service.Actor
+	for _, r := range [][2]string{{"admin-1", service.RoleAdmin}, {"supplier-1", supplychain.RoleSupplier},
+		{"operator-1", supplychain.RoleOperator}, {"courier-1", supplychain.RoleCourier}} {
+		a, err := deploy.NewActor(r[0], r[1], "org-"+r[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.actors[a.ID] = a
+		public = append(public, a.Actor)
+	}
+	raw, _ := json.Marshal(public)
+	actorsPath := filepath.Join(n.dir, "actors.json")
+	os.WriteFile(actorsPath, raw, 0o644)
+	n.genesis = filepath.Join(n.dir, "genesis.json")
+	out := run(t, append([]string{"genesis", "--chain-id", "duet-orgs", "--actors", actorsPath, "--out", n.genesis,
+		"--time", "2026-11-30T00:00:00Z"}, n.intents...)...)
+	// A second organisation builds the same genesis from the same inputs.
+	again := run(t, append([]string{"genesis", "--chain-id", "duet-orgs", "--actors", actorsPath, "--out", n.genesis + ".2",
+		"--time", "2026-11-30T00:00:00Z"}, n.intents...)...)
+	if sha := strings.Fields(out)[len(strings.Fields(out))-5]; !strings.Contains(again, sha) {
+		t.Errorf("two organisations' genesis differ:\n%s\n%s", out, again)
+	}
+	for _, home := range n.homes {
+		run(t, append([]string{"join", "--home", home, "--genesis", n.genesis}, n.intents...)...)
+	}
+	return n
+}
+
+// run runs the binary and returns its stdout; it fails the test on a
+// non-zero exit.
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("duet %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+	}
+	return string(out)
+}
+
+// start runs duet node for every home; t's cleanup stops them.
+func (n *orgNet) start(t *testing.T) {
+	t.Helper()
+	for _, home := range n.homes {
+		logf, err := os.Create(filepath.Join(home, "node.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "node", "--home", home)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+			}
+			logf.Close()
+			if t.Failed() {
+				raw, _ := os.ReadFile(logf.Name())
+				t.Logf("%s:\n%s", logf.Name(), lastLines(string(raw), 15))
+			}
+		})
+	}
+}
+
+// TestInitGenesisJoin: a network assembled by independent organisations
+// (init, genesis, join: no one holds another's key) runs the paper's
+// workflow; the genesis refuses a forged or duplicated intent, a
+// validator's join refuses a genesis without its key.
+func TestInitGenesisJoin(t *testing.T) {
+	n := assemble(t, 4)
+
+	// What the genesis refuses.
+	in, err := deploy.ReadIntent(n.intents[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := in
+	forged.P2P = "203.0.113.7:26656" // another address, the signature left as it was
+	bad := filepath.Join(n.dir, "forged.json")
+	raw, _ := json.Marshal(forged)
+	os.WriteFile(bad, raw, 0o644)
+	for name, tc := range map[string]struct {
+		intents []string
+		want    string
+	}{
+		"a forged intent":      {append(n.intents[:1:1], bad), "the signature does not verify"},
+		"an intent twice":      {append(n.intents[:2:2], n.intents[1]), "have the same"},
+		"three validators":     {n.intents[:3], "tolerate no faulty validator"},
+		"no intent at all":     {nil, "no INTENT.json"},
+		"a missing file":       {[]string{filepath.Join(n.dir, "nope.json")}, "no such file"},
+		"an intent of l2 only": {n.intents[4:], "no validator intent"},
+	} {
+		cmd := exec.Command(bin, append([]string{"genesis", "--chain-id", "x", "--actors", filepath.Join(n.dir, "actors.json"), "--out", filepath.Join(n.dir, "g.json")}, tc.intents...)...)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("genesis of %s: %v: %s (want an error saying %q)", name, err, out, tc.want)
+		}
+	}
+	// A node whose key the genesis lacks cannot join it.
+	stranger := filepath.Join(n.dir, "stranger")
+	run(t, "init", "--home", stranger, "--moniker", "v9", "--role", "validator", "--p2p", "127.0.0.1:1", "--prometheus", "-")
+	cmd := exec.Command(bin, append([]string{"join", "--home", stranger, "--genesis", n.genesis}, n.intents...)...)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "does not hold this node's key") {
+		t.Errorf("join of a node the genesis lacks: %v: %s", err, out)
+	}
+
+	// The network runs the paper's workflow.
+	n.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := client.New("http://" + n.http)
+	for {
+		var net struct{ Ready bool }
+		if c.Get(ctx, "/v1/network", &net) == nil && net.Ready {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the L2 node did not get ready")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	workflow(t, ctx, c, n.actors, "PKG-ORG")
+}
+
+// workflow runs the paper's workflow on package pkg through c and waits
+// until L1 commits it.
+func workflow(t *testing.T, ctx context.Context, c *client.Client, actors map[string]deploy.KeyedActor, pkg string) {
+	t.Helper()
+	signer := func(id string) client.Signer { return client.Signer{ID: id, Key: ed25519.PrivateKey(actors[id].Key())} }
+	if _, err := supplychain.CreatePackage(ctx, c, signer("supplier-1"), "create-"+pkg, supplychain.NewPackage{ID: pkg, Destination: "DC", Items: items()}); err != nil {
+		t.Fatalf("create %s: %v", pkg, err)
+	}
+	s := supplychain.NewSession(c, signer("operator-1"), "wf-"+pkg)
+	if err := s.Start(ctx, map[string]string{"package_id": pkg}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "scan", nil, second(s.Scan(ctx, pkg)))
+	must(t, "validate", nil, second(s.Validate(ctx, pkg, observed(), nil)))
+	must(t, "qc", nil, second(s.QC(ctx, pkg, true, "ok", nil)))
+	must(t, "label", nil, second(s.Label(ctx, pkg, "courier-1", nil)))
+	if err := s.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := s.Wait(ctx); err != nil || f.Status != protocol.StatusCommitted {
+		t.Fatalf("%s: %+v %v", s.ID, f, err)
+	}
+}
