@@ -53,6 +53,15 @@ const DefaultOpLifetime = 10 * time.Minute
 // for reuse however many goroutines share it: Go's default transport keeps
 // only two idle connections per host, so concurrent operators would each
 // open a new TCP connection for most of their steps.
+//
+// An https:// baseURL is checked against the system's roots. For a node
+// whose certificate is signed by a private CA (or self-signed), give the
+// transport that CA:
+//
+//	pool := x509.NewCertPool()
+//	pool.AppendCertsFromPEM(caPEM)
+//	c := client.New("https://l2.example:8080")
+//	c.HTTP.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool}
 func New(baseURL string) *Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns, t.MaxIdleConnsPerHost = 1024, 1024

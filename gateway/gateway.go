@@ -78,6 +78,11 @@ type Config struct {
 	// Trust is the chain's genesis trust: the node checks each certificate's
 	// proof before it serves it.
 	Trust proof.Trust
+	// Done, closed when the node stops, ends every event stream, so that
+	// http.Server.Shutdown (which waits for running handlers) is not held
+	// until its deadline by streams that could last for minutes. nil:
+	// streams end only with their session or their client.
+	Done <-chan struct{}
 }
 
 // Prover builds session proofs (package proof).
@@ -317,7 +322,8 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 }
 
 // events streams a session's events as Server-Sent Events: every event so
-// far, then each new one, ending with the final one.
+// far, then each new one, ending with the final one, or when the node
+// stops (the client asks again, or looks the session up).
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	past, ch, cancel, ok := h.cfg.Buffer.Subscribe(r.PathValue("id"))
 	if !ok {
@@ -350,6 +356,8 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 				fl.Flush()
 			}
 		case <-r.Context().Done():
+			return
+		case <-h.cfg.Done:
 			return
 		}
 	}

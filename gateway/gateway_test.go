@@ -7,6 +7,8 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -469,6 +471,48 @@ func TestEventsSSE(t *testing.T) {
 	body := rec.Body.String()
 	if rec.Code != http.StatusOK || strings.Count(body, "event: ") != 5 || !strings.Contains(body, `"height":`+strconv.FormatInt(h, 10)) {
 		t.Errorf("events of a final session: %d %s", rec.Code, body)
+	}
+}
+
+// TestEventsEndOnStop: closing Config.Done (the node stopping) ends an
+// open session's event stream, so http.Server.Shutdown need not wait for
+// it until its deadline.
+func TestEventsEndOnStop(t *testing.T) {
+	done := make(chan struct{})
+	e := &env{t: t, log: &panicLog{}}
+	e.n = duettest.New(t, duettest.Config{App: supplychain.App, Actors: map[string]string{operator1.ID: operator1.Role},
+		Gateway: func(c *gateway.Config) { c.Done, c.Logger = done, slog.New(e.log) }})
+	e.h = e.n.Handler()
+	s := &sess{id: "open-1", who: operator1}
+	e.must(s, http.StatusCreated, http.MethodPost, service.PathSessions, `{}`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.n.Server.URL+"/v1/sessions/open-1/events", nil)
+	resp, err := e.n.Server.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if line, err := r.ReadString('\n'); err != nil || line != "event: op\n" {
+		t.Fatalf("first line of the stream: %q, %v; want the start op's event", line, err)
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, r); ended <- err }()
+	select {
+	case err := <-ended:
+		t.Fatalf("stream ended before Done was closed: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(done)
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("stream after Done: %v, want a clean end", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream still open 5 s after Done was closed")
 	}
 }
 

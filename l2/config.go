@@ -37,6 +37,13 @@ type FileConfig struct {
 	MaxSessionAge Duration `json:"max_session_age,omitzero"` // an open session this old takes only an abort; default 12h
 	MaxOpLifetime Duration `json:"max_op_lifetime,omitzero"` // how far ahead an op's expiry may be; default 24h
 	RetainBytes   int      `json:"retain_bytes,omitempty"`   // answers of final sessions kept in memory; default 256 MiB
+
+	// TLS of the HTTP gateway: a PEM certificate (a chain, leaf first) and
+	// its PEM private key. A relative path is relative to the node's config
+	// directory (HOME/config). Both set: the node serves HTTPS only, TLS 1.2
+	// or later; neither: plain HTTP; one without the other is an error.
+	TLSCert string `json:"tls_cert,omitempty"`
+	TLSKey  string `json:"tls_key,omitempty"`
 }
 
 // Buffer returns the buffer settings of the file (Node and the limits);
@@ -59,6 +66,13 @@ func LoadFileConfig(path string) (FileConfig, error) {
 	}
 	if fc.Node == "" || fc.HTTP == "" || len(fc.L1RPC) == 0 {
 		return FileConfig{}, fmt.Errorf("l2: %s: node, http and l1_rpc are required", path)
+	}
+	if (fc.TLSCert == "") != (fc.TLSKey == "") {
+		set, value, missing := "tls_cert", fc.TLSCert, "tls_key"
+		if fc.TLSCert == "" {
+			set, value, missing = "tls_key", fc.TLSKey, "tls_cert"
+		}
+		return FileConfig{}, fmt.Errorf("l2: %s: %s is %q but %s is missing: HTTPS takes both, plain HTTP neither", path, set, value, missing)
 	}
 	return fc, nil
 }

@@ -23,6 +23,9 @@ func TestLoadFileConfig(t *testing.T) {
 		{"string for a number", `{` + base + `,"batch_max":"5"}`, "batch_max"},
 		{"trailing data", `{` + base + `} {}`, "after the JSON object"},
 		{"no node", `{"http":"x","l1_rpc":["y"]}`, "required"},
+		{"tls", `{` + base + `,"tls_cert":"tls/cert.pem","tls_key":"/etc/duet/key.pem"}`, ""},
+		{"tls_cert without tls_key", `{` + base + `,"tls_cert":"tls/cert.pem"}`, `tls_cert is "tls/cert.pem" but tls_key is missing`},
+		{"tls_key without tls_cert", `{` + base + `,"tls_key":"tls/key.pem"}`, `tls_key is "tls/key.pem" but tls_cert is missing`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -59,8 +60,9 @@ type Node struct {
 	Chain  *chain.Node
 	Buffer *buffer.Buffer
 	Server *http.Server
-	Addr   string // the HTTP address it listens on
+	Addr   string // the HTTP address it listens on (HTTPS when l2.json names tls_cert and tls_key)
 	ln     net.Listener
+	log    *slog.Logger
 }
 
 type l1 struct {
@@ -113,6 +115,10 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsConfig, err := serverTLS(fc, filepath.Join(cfg.Home, "config"))
+	if err != nil {
+		return nil, err
+	}
 	var kf KeyFileContent
 	if err := readStrict(filepath.Join(cfg.Home, "config", KeyFile), &kf); err != nil {
 		return nil, err
@@ -154,6 +160,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cn.App.OnBlock(buf.OnBlock)
+	stopping := make(chan struct{}) // closed when the server shuts down: event streams end
 	trust, err := proof.TrustDoc(cn.CometBFT.GenesisDoc())
 	if err != nil {
 		buf.Close()
@@ -172,6 +179,7 @@ func Start(cfg Config) (*Node, error) {
 		Network: func() gateway.Network { return network(cn) },
 		Prover:  prover{cn: cn, buf: buf, node: fc.Node, key: key},
 		Trust:   trust,
+		Done:    stopping,
 	})
 	if err != nil {
 		buf.Close()
@@ -184,10 +192,15 @@ func Start(cfg Config) (*Node, error) {
 		cn.Stop()
 		return nil, fmt.Errorf("l2: listen %s: %w", fc.HTTP, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	go srv.Serve(ln)
-	log.Info("L2 node serving", "node", fc.Node, "http", ln.Addr().String())
-	return &Node{Chain: cn, Buffer: buf, Server: srv, Addr: ln.Addr().String(), ln: ln}, nil
+	srv := newServer(h, tlsConfig, log)
+	srv.RegisterOnShutdown(sync.OnceFunc(func() { close(stopping) }))
+	go serve(srv, ln)
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	log.Info("L2 node serving", "node", fc.Node, "url", scheme+"://"+ln.Addr().String())
+	return &Node{Chain: cn, Buffer: buf, Server: srv, Addr: ln.Addr().String(), ln: ln, log: log}, nil
 }
 
 // network describes L1 from the follower: the genesis validators (duet
@@ -205,11 +218,30 @@ func network(cn *chain.Node) gateway.Network {
 	return n
 }
 
-// Stop shuts the HTTP server, the buffer and the follower down.
+// StopTimeout is how long Stop waits for the requests in flight.
+const StopTimeout = 5 * time.Second
+
+// Stop stops the node, in this order:
+//
+//  1. The HTTP server stops: it closes its listener and idle connections,
+//     ends every event stream, and waits up to StopTimeout for the
+//     requests in flight to be answered. An op is answered only once its
+//     WAL record is on stable storage (fsync), so every op acknowledged
+//     is durable. A request still running after StopTimeout (a direct-mode
+//     op waiting for L1) has its connection closed: its client gets an
+//     error, not an answer, and can look the session up after the restart.
+//  2. The buffer closes: it stops submitting to L1 and closes its WAL after
+//     the records already queued are written and synced. The next Start
+//     replays the WAL: open sessions come back with their ops, committing
+//     ones are submitted again.
+//  3. The follower (the CometBFT node) stops.
 func (n *Node) Stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 	defer cancel()
-	n.Server.Shutdown(ctx)
+	if err := n.Server.Shutdown(ctx); err != nil {
+		n.log.Warn("requests still running at stop; closing their connections", "after", StopTimeout, "err", err)
+		n.Server.Close()
+	}
 	err := n.Buffer.Close()
 	if cerr := n.Chain.Stop(); err == nil {
 		err = cerr

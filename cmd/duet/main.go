@@ -41,6 +41,7 @@ Usage:
   duet join --home DIR --genesis G INTENT.json...               install the genesis and the peers
   duet testnet --out DIR --validators N --l2 M [--hosts H,...]  make every home of a lab network at once
   duet node --home DIR [--app NAME]                             run one node
+  duet status --node URL [--rpc URL] [--json]                   an L2 node's heights, peers, queue and lag
   duet bench [--app NAME] [--validators 4,7] [--l2 1,2]         measure L2 against direct mode
   duet verify --genesis GENESIS [--node URL] PROOF|CERT|-       check a session proof or a certificate
   duet apps                                                     list the applications
@@ -71,6 +72,8 @@ func main() {
 		err = runJoin(os.Args[2:], os.Stdout, os.Stderr)
 	case "testnet":
 		err = runTestnet(os.Args[2:], os.Stdout, os.Stderr)
+	case "status":
+		os.Exit(runStatus(ctx, os.Args[2:], os.Stdout))
 	case "verify":
 		os.Exit(runVerify(ctx, os.Args[2:], os.Stdin, os.Stdout))
 	case "apps":
