@@ -100,7 +100,13 @@ func (c l1) Submit(ctx context.Context, tx []byte, retry bool) error {
 	}
 	return err
 }
-func (c l1) Ready() bool { return !c.n.CometBFT.ConsensusReactor().WaitSync() }
+
+// Ready reports whether the follower has caught up and holds a committed
+// state (the genesis actors are in the state after block 1, not before).
+func (c l1) Ready() bool {
+	_, h := c.n.App.Committed()
+	return h >= 1 && !c.n.CometBFT.ConsensusReactor().WaitSync()
+}
 
 // Start starts the follower, replays the buffer's WAL and serves HTTP.
 func Start(cfg Config) (*Node, error) {

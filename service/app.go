@@ -24,7 +24,8 @@ import (
 //     their genesis;
 //   - its OpenAPI fragment, which every L2 node serves merged with the
 //     framework's routes;
-//   - the Workload duet bench measures it with.
+//   - the Workload duet bench measures it with;
+//   - the Commands it adds to the duet binary (duet courier add).
 //
 // An application package declares one App and registers it from an init
 // function (RegisterApp); a binary carries the applications it imports.
@@ -59,6 +60,9 @@ type App struct {
 	// Certificates, if set, lets every L2 node serve completion
 	// certificates (package proof) of the app's objects.
 	Certificates *Certificates
+	// Commands are the subcommands the app adds to the duet binary
+	// (`duet <name> ...`), each with a distinct name; nil for none.
+	Commands []Command
 }
 
 // Certificates names, for an object of the app, the committed session a
@@ -90,6 +94,16 @@ func (a *App) Validate() error {
 	for _, d := range a.DemoActors {
 		if !protocol.ValidID(d.Role) || d.Org == "" {
 			return fmt.Errorf("service: app %s: demo actor %+v: want a valid role and an org", a.Name, d)
+		}
+	}
+	for i, c := range a.Commands {
+		switch {
+		case !appName.MatchString(c.Name):
+			return fmt.Errorf("service: app %s: command name %q: want 1-32 characters of a-z, 0-9 and -", a.Name, c.Name)
+		case c.Run == nil:
+			return fmt.Errorf("service: app %s: command %s has no Run", a.Name, c.Name)
+		case slices.ContainsFunc(a.Commands[:i], func(o Command) bool { return o.Name == c.Name }):
+			return fmt.Errorf("service: app %s: command %s defined twice", a.Name, c.Name)
 		}
 	}
 	if a.OpenAPI != nil && !json.Valid(a.OpenAPI) {

@@ -38,6 +38,7 @@ var App = &service.App{
 		Path:    PathPackages + "/{id}/certificate",
 		Subject: certificateSubject,
 	},
+	Commands: []service.Command{courierCommand},
 }
 
 // certificateSubject names the session a package's completion certificate

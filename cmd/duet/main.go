@@ -42,16 +42,19 @@ Usage:
   duet testnet --out DIR --validators N --l2 M [--hosts H,...]  make every home of a lab network at once
   duet node --home DIR [--app NAME]                             run one node
   duet status --node URL [--rpc URL] [--json]                   an L2 node's heights, peers, queue and lag
+  duet actor add|key|revoke --id ID [flags] ADMIN               register, re-key or revoke an actor, signed by an admin
   duet bench [--app NAME] [--validators 4,7] [--l2 1,2]         measure L2 against direct mode
   duet verify --genesis GENESIS [--node URL] PROOF|CERT|-       check a session proof or a certificate
   duet apps                                                     list the applications
+`
 
+const usageEnd = `
 Run "duet <command> -h" for a command's flags.
 `
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
+		fmt.Fprint(os.Stderr, usage+appCommandsUsage()+usageEnd)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -74,6 +77,8 @@ func main() {
 		err = runTestnet(os.Args[2:], os.Stdout, os.Stderr)
 	case "status":
 		os.Exit(runStatus(ctx, os.Args[2:], os.Stdout))
+	case "actor":
+		os.Exit(runActor(ctx, os.Args[2:], os.Stdout))
 	case "verify":
 		os.Exit(runVerify(ctx, os.Args[2:], os.Stdin, os.Stdout))
 	case "apps":
@@ -81,10 +86,13 @@ func main() {
 			fmt.Printf("%s\t%s\t%s\n", a.Name, a.Version, a.Summary)
 		}
 	case "-h", "--help", "help":
-		fmt.Print(usage)
+		fmt.Print(usage + appCommandsUsage() + usageEnd)
 		return
 	default:
-		fmt.Fprintf(os.Stderr, "duet: unknown command %q\n\n%s", os.Args[1], usage)
+		if code, ok := runAppCommand(ctx, os.Args[1], os.Args[2:]); ok {
+			os.Exit(code)
+		}
+		fmt.Fprintf(os.Stderr, "duet: unknown command %q\n\n%s%s%s", os.Args[1], usage, appCommandsUsage(), usageEnd)
 		os.Exit(2)
 	}
 	if errors.Is(err, flag.ErrHelp) {
