@@ -33,11 +33,15 @@ type Config struct {
 	App        *service.App `json:"-"`
 	Validators []int        // L1 sizes; default [4]
 	L2         []int        // L2 node counts; default [1]
-	Iterations int          // workflows per configuration and mode; default 20
-	Out        string       // output directory; required
-	BasePort   int          // first port of the networks; default 16656
-	HTTP       string       // first L2 node's HTTP address; default 127.0.0.1:18080
-	Seed       uint64       // seeds package ids and the order of work; default 1
+	// RTT are the emulated round trips between nodes (toxiproxy on every
+	// link to a validator, localnet.Latency): between two validators, and
+	// between an L2 node and each validator. Default [0]: loopback.
+	RTT        []time.Duration `json:"rtt,omitempty"`
+	Iterations int             // workflows per configuration and mode; default 20
+	Out        string          // output directory; required
+	BasePort   int             // first port of the networks; default 16656
+	HTTP       string          // first L2 node's HTTP address; default 127.0.0.1:18080
+	Seed       uint64          // seeds package ids and the order of work; default 1
 	// Settle pauses this long before each operator commit, as an operator
 	// between two scans would: L1 is then idle when the bundle arrives,
 	// instead of busy with the block that followed the previous session.
@@ -98,10 +102,11 @@ func summarise(d []time.Duration) Stats {
 type ConfigResult struct {
 	Validators int                `json:"validators"`
 	L2         int                `json:"l2"`
-	L2Steps    map[string]Stats   `json:"l2_steps"`     // answered by L2
-	Direct     map[string]Stats   `json:"direct_steps"` // each step waits for L1
-	Finality   Stats              `json:"finality"`     // commit request -> committed event
-	Workflow   Stats              `json:"workflow"`     // operator session start .. commit answered (L2)
+	RTTms      float64            `json:"rtt_ms,omitempty"` // emulated round trip between nodes
+	L2Steps    map[string]Stats   `json:"l2_steps"`         // answered by L2
+	Direct     map[string]Stats   `json:"direct_steps"`     // each step waits for L1
+	Finality   Stats              `json:"finality"`         // commit request -> committed event
+	Workflow   Stats              `json:"workflow"`         // operator session start .. commit answered (L2)
 	DirectFlow Stats              `json:"direct_workflow"`
 	Ratio      map[string]float64 `json:"ratio_direct_over_l2_p50"`
 }
@@ -149,6 +154,9 @@ func (c *Config) setDefaults() {
 	}
 	if len(c.L2) == 0 {
 		c.L2 = []int{1}
+	}
+	if len(c.RTT) == 0 {
+		c.RTT = []time.Duration{0}
 	}
 	if c.Iterations <= 0 {
 		c.Iterations = 20
@@ -212,15 +220,17 @@ func RunWorkflow(ctx context.Context, cfg Config) (*Results, error) {
 		Machine: machine(), Config: cfg}
 	fmt.Fprintf(cfg.Progress, "duet bench workflow (%s): validators %v, L2 %v, %d iterations, seed %d, %d CPUs (%s)\n",
 		cfg.App, cfg.Validators, cfg.L2, cfg.Iterations, cfg.Seed, res.Machine.CPUs, res.Machine.Model)
-	for _, v := range cfg.Validators {
-		for _, l := range cfg.L2 {
-			cr, err := runConfig(ctx, cfg, v, l)
-			if err != nil {
-				return res, fmt.Errorf("validators %d, L2 %d: %w", v, l, err)
-			}
-			res.Configs = append(res.Configs, *cr)
-			if err := write(cfg.Out, res); err != nil {
-				return res, err
+	for _, rtt := range cfg.RTT {
+		for _, v := range cfg.Validators {
+			for _, l := range cfg.L2 {
+				cr, err := runConfig(ctx, cfg, v, l, rtt)
+				if err != nil {
+					return res, fmt.Errorf("validators %d, L2 %d, RTT %s: %w", v, l, rtt, err)
+				}
+				res.Configs = append(res.Configs, *cr)
+				if err := write(cfg.Out, res); err != nil {
+					return res, err
+				}
 			}
 		}
 	}
@@ -235,7 +245,7 @@ type network struct {
 	clients map[int]*client.Client // one per L2 node, so connections are reused
 }
 
-func startNetwork(ctx context.Context, cfg Config, validators, l2nodes int) (*network, error) {
+func startNetwork(ctx context.Context, cfg Config, validators, l2nodes int, rtt time.Duration) (*network, error) {
 	dir, err := os.MkdirTemp("", fmt.Sprintf("duet-bench-v%d-l%d-", validators, l2nodes))
 	if err != nil {
 		return nil, err
@@ -248,7 +258,7 @@ func startNetwork(ctx context.Context, cfg Config, validators, l2nodes int) (*ne
 			// Two demo operators carry all the load: the per-actor rate
 			// would measure the policy, not the system.
 			L2Config: func(c *l2.FileConfig) { c.ActorRate = -1 }},
-			Executable: cfg.Executable, ValidatorNice: cfg.ValidatorNice})
+			Executable: cfg.Executable, ValidatorNice: cfg.ValidatorNice, Latency: localnet.Latency{Validators: rtt, L2: rtt}})
 		os.RemoveAll(dir)
 		n.done <- err
 	}()
@@ -324,9 +334,9 @@ func startBody(it service.Iteration) []byte {
 	return it.Start
 }
 
-func runConfig(ctx context.Context, cfg Config, validators, l2 int) (*ConfigResult, error) {
-	fmt.Fprintf(cfg.Progress, "  starting %d validators + %d L2 ...\n", validators, l2)
-	n, err := startNetwork(ctx, cfg, validators, l2)
+func runConfig(ctx context.Context, cfg Config, validators, l2 int, rtt time.Duration) (*ConfigResult, error) {
+	fmt.Fprintf(cfg.Progress, "  starting %d validators + %d L2, round trip %s between nodes ...\n", validators, l2, rtt)
+	n, err := startNetwork(ctx, cfg, validators, l2, rtt)
 	if err != nil {
 		return nil, err
 	}
@@ -426,7 +436,7 @@ func runConfig(ctx context.Context, cfg Config, validators, l2 int) (*ConfigResu
 			fmt.Fprintf(cfg.Progress, "  v=%d l2=%d: %d/%d workflows\n", validators, l2, i+1, cfg.Iterations)
 		}
 	}
-	cr := &ConfigResult{Validators: validators, L2: l2, L2Steps: map[string]Stats{}, Direct: map[string]Stats{},
+	cr := &ConfigResult{Validators: validators, L2: l2, RTTms: float64(rtt) / float64(time.Millisecond), L2Steps: map[string]Stats{}, Direct: map[string]Stats{},
 		Finality: summarise(finality), Workflow: summarise(flow), DirectFlow: summarise(dflow), Ratio: map[string]float64{}}
 	for _, st := range StepNames(w) {
 		cr.L2Steps[st] = summarise(l2Lat[st])
@@ -468,7 +478,7 @@ func Markdown(r *Results) string {
 		fmt.Fprintf(&b, "The operator paused %s before each commit (--settle).\n\n", r.Config.Settle)
 	}
 	for _, c := range r.Configs {
-		fmt.Fprintf(&b, "## %d validators, %d L2 node(s)\n\n", c.Validators, c.L2)
+		fmt.Fprintf(&b, "## %d validators, %d L2 node(s)%s\n\n", c.Validators, c.L2, rttLabel(c.RTTms))
 		b.WriteString("| step | L2 p50 ms | L2 p90 | L2 p99 | L2 mean | direct p50 ms | direct p99 | direct mean | direct/L2 (p50) |\n")
 		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, st := range r.steps() {
@@ -499,4 +509,12 @@ func Markdown(r *Results) string {
 			"In direct mode a session is one step, so sessions/s counts steps finalised.\n")
 	}
 	return b.String()
+}
+
+// rttLabel names an emulated round trip in titles ("" for loopback).
+func rttLabel(ms float64) string {
+	if ms <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", round trip %g ms between nodes", ms)
 }

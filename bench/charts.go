@@ -27,7 +27,7 @@ func Charts(dir string, r *Results) ([]string, error) {
 	}
 	for _, c := range r.Configs {
 		p := plot.New()
-		p.Title.Text = fmt.Sprintf("Step latency p50, %d validators, %d L2 node(s): L2 vs direct mode", c.Validators, c.L2)
+		p.Title.Text = fmt.Sprintf("Step latency p50, %d validators, %d L2 node(s)%s: L2 vs direct mode", c.Validators, c.L2, rttLabel(c.RTTms))
 		p.Y.Label.Text = "ms"
 		var l2, direct plotter.Values
 		for _, st := range r.steps() {
@@ -60,7 +60,11 @@ func Charts(dir string, r *Results) ([]string, error) {
 			top = math.Max(top, v)
 		}
 		p.Y.Max = 1.35 * math.Max(top, 1)
-		if err := save(p, fmt.Sprintf("steps-v%d-l2-%d.svg", c.Validators, c.L2)); err != nil {
+		name := fmt.Sprintf("steps-v%d-l2-%d.svg", c.Validators, c.L2)
+		if c.RTTms > 0 {
+			name = fmt.Sprintf("steps-v%d-l2-%d-rtt%g.svg", c.Validators, c.L2, c.RTTms)
+		}
+		if err := save(p, name); err != nil {
 			return files, err
 		}
 	}

@@ -75,7 +75,7 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (*ThroughputResult
 	v, l := cfg.Validators[0], cfg.L2[0]
 	res := &ThroughputResults{Started: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Validators: v, L2: l}
 	fmt.Fprintf(cfg.Progress, "duet bench throughput: %d validators, %d L2, concurrency %v, %s per level\n", v, l, cfg.Concurrency, cfg.Duration)
-	n, err := startNetwork(ctx, cfg.Config, v, l)
+	n, err := startNetwork(ctx, cfg.Config, v, l, cfg.RTT[0])
 	if err != nil {
 		return nil, err
 	}

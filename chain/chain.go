@@ -22,7 +22,6 @@ import (
 	"github.com/cometbft/cometbft/proxy"
 	rpccore "github.com/cometbft/cometbft/rpc/core"
 	"github.com/cometbft/cometbft/types"
-	"github.com/spf13/viper"
 
 	"github.com/duet-bft/duet/ledger"
 	"github.com/duet-bft/duet/protocol"
@@ -43,6 +42,8 @@ type Config struct {
 	LogOutput io.Writer
 	// Logger receives duet's logs; nil discards.
 	Logger *slog.Logger
+	// Overrides set config.toml's keys over the file (see Overrides).
+	Overrides Overrides
 }
 
 // Validate reports a config that cannot work.
@@ -132,29 +133,14 @@ func (g *guardedDB) Close() error {
 }
 
 // LoadConfig reads home/config/config.toml the way CometBFT does.
-func LoadConfig(home string) (*cmtcfg.Config, error) {
-	v := viper.New()
-	v.SetConfigFile(filepath.Join(home, "config", "config.toml"))
-	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("chain: read config: %w", err)
-	}
-	conf := cmtcfg.DefaultConfig()
-	if err := v.Unmarshal(conf); err != nil {
-		return nil, fmt.Errorf("chain: parse config: %w", err)
-	}
-	conf.SetRoot(home)
-	if err := conf.ValidateBasic(); err != nil {
-		return nil, fmt.Errorf("chain: invalid config: %w", err)
-	}
-	return conf, nil
-}
+func LoadConfig(home string) (*cmtcfg.Config, error) { return LoadConfigWith(home, nil) }
 
 // Start opens the ledger state under home/data/app and starts the node.
 func Start(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	conf, err := LoadConfig(cfg.Home)
+	conf, err := LoadConfigWith(cfg.Home, cfg.Overrides)
 	if err != nil {
 		return nil, err
 	}

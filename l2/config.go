@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/duet-bft/duet/buffer"
+	"github.com/duet-bft/duet/chain"
+	"sort"
+	"strings"
 )
 
 // FileConfig is config/l2.json. A field left out (or zero) takes the
@@ -123,4 +126,71 @@ func (fc FileConfig) Write(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(raw, '\n'), 0o600)
+}
+
+// With returns fc with the overrides of l2.json's keys ("l2.<field>", see
+// chain.Overrides) applied. An unknown field, or a value that is not of
+// the field's kind, is an error that names both.
+func (fc FileConfig) With(o chain.Overrides) (FileConfig, error) {
+	kinds := map[string]reflect.Type{}
+	t := reflect.TypeFor[FileConfig]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		kinds[name] = t.Field(i).Type
+	}
+	raw, err := json.Marshal(fc)
+	if err != nil {
+		return fc, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fc, err
+	}
+	keys := make([]string, 0, len(o))
+	for k := range o {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		field, ok := strings.CutPrefix(k, chain.L2Prefix)
+		if !ok {
+			continue
+		}
+		v := o[k]
+		typ, known := kinds[field]
+		if !known {
+			return fc, fmt.Errorf("l2: setting %s=%q: l2.json has no field %q", k, v, field)
+		}
+		var val any = v
+		switch {
+		case typ == reflect.TypeFor[Duration]():
+			// a Go duration string, as in the file
+		case typ.Kind() == reflect.Slice:
+			val = strings.Split(v, ",")
+		case typ.Kind() == reflect.Int || typ.Kind() == reflect.Float64:
+			val = json.Number(v)
+		}
+		if m[field], err = json.Marshal(val); err != nil {
+			return fc, fmt.Errorf("l2: setting %s=%q: %w", k, v, err)
+		}
+	}
+	raw, _ = json.Marshal(m)
+	var out FileConfig
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&out); err != nil {
+		return fc, fmt.Errorf("l2: settings over l2.json: %w", err)
+	}
+	return out, nil
+}
+
+// ConfigKeys are l2.json's keys, as overrides name them (l2.<field>).
+func ConfigKeys() []string {
+	var keys []string
+	t := reflect.TypeFor[FileConfig]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		keys = append(keys, chain.L2Prefix+name)
+	}
+	return keys
 }

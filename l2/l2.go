@@ -6,6 +6,7 @@ package l2
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -48,9 +49,10 @@ func IsL2(home string) bool {
 
 // Config says which home to run.
 type Config struct {
-	Home      string       // required
-	App       *service.App // required
-	LogLevel  string       // CometBFT's log level
+	Home      string          // required
+	App       *service.App    // required
+	LogLevel  string          // CometBFT's log level
+	Overrides chain.Overrides // settings over config.toml and l2.json (chain.Overrides)
 	Logger    *slog.Logger
 	ChainLogs *os.File // CometBFT's log output; nil: stderr
 }
@@ -108,6 +110,43 @@ func (c l1) Ready() bool {
 	return h >= 1 && !c.n.CometBFT.ConsensusReactor().WaitSync()
 }
 
+// Check checks an L2 node's own files as Start would, with the overrides
+// applied, without starting anything: l2.json (strictly, every limit
+// within range), its TLS files, its key file. It returns the settings.
+func Check(home string, o chain.Overrides) (FileConfig, error) {
+	fc, _, _, err := check(home, o)
+	return fc, err
+}
+
+func check(home string, o chain.Overrides) (FileConfig, *tls.Config, KeyFileContent, error) {
+	var kf KeyFileContent
+	fc, err := LoadFileConfig(filepath.Join(home, "config", ConfigFile))
+	if err == nil {
+		fc, err = fc.With(o)
+	}
+	if err != nil {
+		return fc, nil, kf, err
+	}
+	tlsConfig, err := serverTLS(fc, filepath.Join(home, "config"))
+	if err != nil {
+		return fc, nil, kf, err
+	}
+	if err := readStrict(filepath.Join(home, "config", KeyFile), &kf); err != nil {
+		return fc, nil, kf, err
+	}
+	if len(kf.PrivateKey) != ed25519.SeedSize || kf.ID != fc.Node {
+		return fc, nil, kf, fmt.Errorf("l2: %s does not hold the key of node %q (l2.json's node)", KeyFile, fc.Node)
+	}
+	// The limits, as the buffer will check them.
+	bc := fc.Buffer()
+	bc.Key, bc.Registry, bc.WALPath = ed25519.NewKeyFromSeed(kf.PrivateKey), service.NewRegistry(), filepath.Join(home, "data", "l2", "wal.log")
+	bc.SetDefaults()
+	if err := bc.Validate(); err != nil {
+		return fc, nil, kf, fmt.Errorf("l2: %s: %w", ConfigFile, err)
+	}
+	return fc, tlsConfig, kf, nil
+}
+
 // Start starts the follower, replays the buffer's WAL and serves HTTP.
 func Start(cfg Config) (*Node, error) {
 	if cfg.Home == "" || cfg.App == nil {
@@ -117,26 +156,15 @@ func Start(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	fc, err := LoadFileConfig(filepath.Join(cfg.Home, "config", ConfigFile))
+	fc, tlsConfig, kf, err := check(cfg.Home, cfg.Overrides)
 	if err != nil {
 		return nil, err
-	}
-	tlsConfig, err := serverTLS(fc, filepath.Join(cfg.Home, "config"))
-	if err != nil {
-		return nil, err
-	}
-	var kf KeyFileContent
-	if err := readStrict(filepath.Join(cfg.Home, "config", KeyFile), &kf); err != nil {
-		return nil, err
-	}
-	if len(kf.PrivateKey) != ed25519.SeedSize || kf.ID != fc.Node {
-		return nil, errors.New("l2: key file does not hold the key of config's node")
 	}
 	sub, err := chain.NewSubmitter(fc.L1RPC)
 	if err != nil {
 		return nil, err
 	}
-	ccfg := chain.Config{Home: cfg.Home, App: cfg.App, LogLevel: cfg.LogLevel, Logger: log}
+	ccfg := chain.Config{Home: cfg.Home, App: cfg.App, LogLevel: cfg.LogLevel, Logger: log, Overrides: cfg.Overrides}
 	if cfg.ChainLogs != nil {
 		ccfg.LogOutput = cfg.ChainLogs
 	}

@@ -38,6 +38,9 @@ type Config struct {
 	// Out, if set, receives the console's address and a sign-in link per
 	// demo actor once the network serves.
 	Out io.Writer
+	// Latency, if not zero, emulates distance between the nodes (see
+	// Latency); zero links them directly.
+	Latency Latency
 }
 
 // PrintConsole writes the first L2 node's console address and a sign-in
@@ -167,6 +170,11 @@ func Up(ctx context.Context, cfg Config) error {
 	}
 	if err := portsFree(nodes); err != nil {
 		return err
+	}
+	stopLinks, err := wire(net, cfg.Latency)
+	defer stopLinks()
+	if err != nil {
+		return fmt.Errorf("localnet: links: %w", err)
 	}
 	for i, n := range nodes {
 		c, err := start(n)

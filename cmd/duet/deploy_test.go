@@ -170,6 +170,32 @@ func TestInitGenesisJoin(t *testing.T) {
 		t.Errorf("join of a node the genesis lacks: %v: %s", err, out)
 	}
 
+	// duet config check: a node's files and settings, as its start would
+	// check them; DUET_* environment variables and --set flags over them.
+	for _, tc := range []struct {
+		home string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{n.homes[0], nil, nil, 0, "ok: validator v0 of chain duet-orgs"},
+		{n.homes[4], nil, nil, 0, "ok: L2 node l2-0, HTTP " + n.http + ", submitting to 4 validators"},
+		{n.homes[4], []string{"DUET_L2_MAX_OPEN=7", "DUET_RPC_LADDR=tcp://127.0.0.1:1"}, nil, 0, "RPC tcp://127.0.0.1:1"},
+		{n.homes[4], nil, []string{"--set", "l2.batch_interval=soon"}, 1, "batch_interval"},
+		{n.homes[4], nil, []string{"--set", "l2.max_session_bytes=99999999"}, 1, "MaxSessionBytes"},
+		{n.homes[0], nil, []string{"--set", "p2p.no_such_key=1"}, 1, `config.toml has no key "p2p.no_such_key"`},
+		{n.homes[0], nil, []string{"--set", "l2.batch_interval=20ms"}, 1, "not an L2 node's home"},
+		{n.homes[0], nil, []string{"--set", "novalue"}, 2, ""},
+	} {
+		cmd := exec.Command(bin, append([]string{"config", "check", "--home", tc.home}, tc.args...)...)
+		cmd.Env = append(os.Environ(), tc.env...)
+		out, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != tc.code || !strings.Contains(string(out), tc.want) {
+			t.Errorf("config check %s %v %v: exit %d: %s (want %d, %q)", filepath.Base(tc.home), tc.env, tc.args, code, out, tc.code, tc.want)
+		}
+	}
+
 	// The network runs the paper's workflow.
 	n.start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -40,7 +40,8 @@ Usage:
   duet genesis --chain-id ID --actors ACTORS.json INTENT.json... make the genesis from every intent
   duet join --home DIR --genesis G INTENT.json...               install the genesis and the peers
   duet testnet --out DIR --validators N --l2 M [--hosts H,...]  make every home of a lab network at once
-  duet node --home DIR [--app NAME]                             run one node
+  duet node --home DIR [--app NAME] [--set KEY=VALUE]...        run one node
+  duet config check --home DIR [--set KEY=VALUE]...             check a node's config as its start would
   duet status --node URL [--rpc URL] [--json]                   an L2 node's heights, peers, queue and lag
   duet actor add|key|revoke --id ID [flags] ADMIN               register, re-key or revoke an actor, signed by an admin
   duet bench [--app NAME] [--validators 4,7] [--l2 1,2]         measure L2 against direct mode
@@ -77,6 +78,8 @@ func main() {
 		err = runTestnet(os.Args[2:], os.Stdout, os.Stderr)
 	case "status":
 		os.Exit(runStatus(ctx, os.Args[2:], os.Stdout))
+	case "config":
+		os.Exit(runConfigCmd(os.Args[2:], os.Stdout, os.Stderr))
 	case "actor":
 		os.Exit(runActor(ctx, os.Args[2:], os.Stdout))
 	case "verify":
@@ -126,7 +129,12 @@ func runUp(ctx context.Context, args []string) error {
 	basePort := fs.Int("base-port", 26656, "node i listens on p2p base+10i and RPC base+10i+1")
 	nice := fs.Int("validator-nice", 19, "CPU priority (nice) of validators, below L2 nodes on a shared machine; 0 leaves it alone")
 	noFaults := fs.Bool("no-faults", false, "allow fewer than 4 validators: a network that tolerates no faulty validator")
+	rtt := fs.Duration("rtt", 0, "emulated round trip between validators (toxiproxy on every link), e.g. 20ms")
+	l2rtt := fs.Duration("l2-rtt", -1, "emulated round trip between an L2 node and each validator (default: --rtt)")
 	fs.Parse(args)
+	if *l2rtt < 0 {
+		*l2rtt = *rtt
+	}
 	switch {
 	case fs.NArg() > 0:
 		return fmt.Errorf("up: unexpected argument %q", fs.Arg(0))
@@ -136,6 +144,8 @@ func runUp(ctx context.Context, args []string) error {
 		return fmt.Errorf("up: --validators %d: %d validators tolerate no faulty validator (n = 3f+1 validators tolerate f; one fault takes 4); add --no-faults to run it anyway", *validators, *validators)
 	case *l2 < 0 || *l2 > 16:
 		return fmt.Errorf("up: --l2 %d: want 0..16", *l2)
+	case *rtt < 0 || *rtt > 10*time.Second || *l2rtt > 10*time.Second:
+		return fmt.Errorf("up: --rtt %s, --l2-rtt %s: want 0..10s", *rtt, *l2rtt)
 	case *basePort < 1024 || *basePort+10*(*validators+*l2) > 65535:
 		return fmt.Errorf("up: --base-port %d: want 1024..%d for %d nodes (node i uses base+10i and base+10i+1)", *basePort, 65535-10*(*validators+*l2), *validators+*l2)
 	}
@@ -149,6 +159,7 @@ func runUp(ctx context.Context, args []string) error {
 	return localnet.Up(ctx, localnet.Config{
 		Spec:          localnet.Spec{Dir: *home, Validators: *validators, L2: *l2, HTTP: *httpAddr, BasePort: *basePort, App: app, NoFaults: *noFaults},
 		ValidatorNice: *nice,
+		Latency:       localnet.Latency{Validators: *rtt, L2: *l2rtt},
 		Logger:        logger(),
 		Out:           os.Stdout,
 	})
@@ -159,6 +170,8 @@ func runNode(ctx context.Context, args []string) error {
 	home := fs.String("home", "", "the node's home directory (required)")
 	logLevel := fs.String("log-level", "error", "CometBFT log level: error, info or debug")
 	appName := fs.String("app", "", "the application to run; default: the one the home's genesis names")
+	sets := setFlags{}
+	fs.Var(sets, "set", "a setting over config.toml (KEY, e.g. p2p.persistent_peers) or l2.json (l2.FIELD), as KEY=VALUE; repeatable; DUET_KEY environment variables set them too, flags win")
 	fs.Parse(args)
 	if *home == "" {
 		return errors.New("node: --home is required")
@@ -166,6 +179,10 @@ func runNode(ctx context.Context, args []string) error {
 	app, err := nodeApp(*home, *appName)
 	if err != nil {
 		return err
+	}
+	o, err := overrides(*home, sets)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
 	log := logger()
 	if dir := os.Getenv("DUET_CPUPROFILE_DIR"); dir != "" {
@@ -181,7 +198,7 @@ func runNode(ctx context.Context, args []string) error {
 			// Profiling endpoints of the L2 node on a separate listener, only when asked for.
 			go func() { log.Info("pprof", "err", http.ListenAndServe(addr, pprofMux())) }()
 		}
-		n, err := l2.Start(l2.Config{Home: *home, App: app, LogLevel: *logLevel, Logger: log})
+		n, err := l2.Start(l2.Config{Home: *home, App: app, LogLevel: *logLevel, Logger: log, Overrides: o})
 		if err != nil {
 			return err
 		}
@@ -190,7 +207,7 @@ func runNode(ctx context.Context, args []string) error {
 		log.Info("stopping")
 		return n.Stop()
 	}
-	n, err := chain.Start(chain.Config{Home: *home, App: app, LogLevel: *logLevel, Logger: log})
+	n, err := chain.Start(chain.Config{Home: *home, App: app, LogLevel: *logLevel, Logger: log, Overrides: o})
 	if err != nil {
 		return err
 	}
@@ -216,6 +233,7 @@ func runBench(ctx context.Context, args []string) error {
 	nice := fs.Int("validator-nice", 19, "CPU priority (nice) of validators, as for duet up")
 	settle := fs.Duration("settle", 0, "workflow: pause before each operator commit (L1 idle when it arrives)")
 	replot := fs.Bool("replot", false, "only redraw results.md and the charts from --out/results.json")
+	rtts := fs.String("rtt", "0", "workflow: comma-separated emulated round trips between nodes (validators, and L2 to validators), e.g. 0,20ms,80ms")
 	fs.Parse(args)
 	if *replot {
 		raw, err := os.ReadFile(filepath.Join(*out, "results.json"))
@@ -240,12 +258,21 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var rttList []time.Duration
+	for _, f := range strings.Split(*rtts, ",") {
+		f = strings.TrimSpace(f)
+		d, err := time.ParseDuration(f)
+		if err != nil || d < 0 || d > 10*time.Second {
+			return fmt.Errorf("bench: --rtt: %q is not a duration in 0..10s", f)
+		}
+		rttList = append(rttList, d)
+	}
 	app, err := lookupApp(*appName)
 	if err != nil {
 		return err
 	}
 	cfg := bench.Config{App: app, Validators: vs, L2: ls, Iterations: *iterations, Out: *out,
-		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, ValidatorNice: *nice, Settle: *settle, Progress: os.Stderr}
+		BasePort: *basePort, HTTP: *httpAddr, Seed: *seed, ValidatorNice: *nice, Settle: *settle, Progress: os.Stderr, RTT: rttList}
 	res := &bench.Results{}
 	switch *mode {
 	case "workflow", "all":
