@@ -12,7 +12,8 @@ import (
 
 // Overrides set a node's settings over its files, by key: config.toml's
 // keys as CometBFT names them ("p2p.persistent_peers", "rpc.laddr",
-// "log_level"), and l2.json's prefixed with "l2." ("l2.batch_interval").
+// "consensus.timeout_propose"), and l2.json's prefixed with "l2."
+// ("l2.batch_interval"). (CometBFT's log level is duet node's --log-level.)
 // duet node takes them from DUET_* environment variables (the key in
 // upper case, "." and "-" as "_": DUET_P2P_PERSISTENT_PEERS) and then from
 // --set KEY=VALUE flags, each later source winning.

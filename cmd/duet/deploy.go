@@ -248,3 +248,36 @@ func writeFile(path string, v any, mode os.FileMode) error {
 	}
 	return os.WriteFile(path, append(raw, '\n'), mode)
 }
+
+// runKeygen is `duet keygen --out FILE`: a new Ed25519 key for an actor (an
+// organisation's admin for ACTORS.json, say). The file holds the key (0600;
+// duet actor's --admin-key reads it); the public key is printed.
+func runKeygen(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keygen", "duet keygen --out FILE", stderr)
+	out := fs.String("out", "", "where to write the private key (required; not overwritten)")
+	if err := parse(fs, args, false); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("keygen: --out is required")
+	}
+	a, err := deploy.NewActor("key", "key", "key")
+	if err != nil {
+		return err
+	}
+	raw, _ := json.MarshalIndent(map[string][]byte{"public_key": a.PublicKey, "private_key": a.PrivateKey}, "", "  ")
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("keygen: --out: %w", err)
+	}
+	if _, err := f.Write(append(raw, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	pub, _ := json.Marshal(a.PublicKey)
+	fmt.Fprintf(stdout, "public key %s (for ACTORS.json: {\"id\":\"...\",\"role\":\"...\",\"org\":\"...\",\"public_key\":%s}); private key in %s\n", pub, pub, *out)
+	return nil
+}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,5 +237,36 @@ func workflow(t *testing.T, ctx context.Context, c *client.Client, actors map[st
 	}
 	if f, err := s.Wait(ctx); err != nil || f.Status != protocol.StatusCommitted {
 		t.Fatalf("%s: %+v %v", s.ID, f, err)
+	}
+}
+
+// TestKeygen: duet keygen writes a key only its owner can read, whose
+// public key is the one it prints, and never overwrites one.
+func TestKeygen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin.json")
+	var out strings.Builder
+	if err := runKeygen([]string{"--out", path}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct{ PublicKey, PrivateKey []byte }
+	if err := json.Unmarshal(raw, &struct {
+		PublicKey  *[]byte `json:"public_key"`
+		PrivateKey *[]byte `json:"private_key"`
+	}{&k.PublicKey, &k.PrivateKey}); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := json.Marshal(k.PublicKey)
+	if !bytes.Equal(ed25519.NewKeyFromSeed(k.PrivateKey).Public().(ed25519.PublicKey), k.PublicKey) || !strings.Contains(out.String(), string(pub)) {
+		t.Errorf("the key file and the printed key disagree: %s", out.String())
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", st.Mode())
+	}
+	if err := runKeygen([]string{"--out", path}, io.Discard, io.Discard); err == nil {
+		t.Error("a key was overwritten")
 	}
 }

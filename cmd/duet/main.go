@@ -40,6 +40,7 @@ Usage:
   duet genesis --chain-id ID --actors ACTORS.json INTENT.json... make the genesis from every intent
   duet join --home DIR --genesis G INTENT.json...               install the genesis and the peers
   duet testnet --out DIR --validators N --l2 M [--hosts H,...]  make every home of a lab network at once
+  duet keygen --out FILE                                        a new actor key (its public key for ACTORS.json)
   duet node --home DIR [--app NAME] [--set KEY=VALUE]...        run one node
   duet config check --home DIR [--set KEY=VALUE]...             check a node's config as its start would
   duet status --node URL [--rpc URL] [--json]                   an L2 node's heights, peers, queue and lag
@@ -76,6 +77,8 @@ func main() {
 		err = runJoin(os.Args[2:], os.Stdout, os.Stderr)
 	case "testnet":
 		err = runTestnet(os.Args[2:], os.Stdout, os.Stderr)
+	case "keygen":
+		err = runKeygen(os.Args[2:], os.Stdout, os.Stderr)
 	case "status":
 		os.Exit(runStatus(ctx, os.Args[2:], os.Stdout))
 	case "config":

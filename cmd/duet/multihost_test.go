@@ -53,6 +53,9 @@ func sh(t *testing.T, args ...string) {
 // newHosts makes n namespaces on a fresh bridge.
 func newHosts(t *testing.T, n int) *hosts {
 	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("TestMultiHost makes network namespaces (ip netns): run it as root, as CI does")
+	}
 	labs++
 	id := (os.Getpid()*7 + labs) % 10000 // another per run of the test in this process
 	h := &hosts{t: t, prefix: fmt.Sprintf("dt%d", id), subnet: fmt.Sprintf("10.%d.%d.", 100+id/250%100, id%250), links: map[[2]int][]*toxiproxy.Proxy{}}
