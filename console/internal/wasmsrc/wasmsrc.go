@@ -1,8 +1,9 @@
 // Package wasmsrc computes the digest of what the console's WebAssembly
 // verifier is built from: the Go files of every package of this module it
-// compiles (for js/wasm) and go.sum (the versions of everything else). The
-// build records it beside the binary, and a test fails if the sources
-// changed since (go generate ./console rebuilds it).
+// compiles (for js/wasm), and the version of every other module it
+// compiles. The build records it beside the binary, and a test fails if
+// the sources changed since (go generate ./console rebuilds it). A new
+// dependency of the rest of duet does not change it.
 package wasmsrc
 
 import (
@@ -34,18 +35,23 @@ func Digest() (string, error) {
 		ImportPath string
 		Dir        string
 		GoFiles    []string
-		Module     *struct{ Path, Dir string }
+		Module     *struct{ Path, Dir, Version string }
 	}
 	h := sha256.New()
 	var root string
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	var files []string
+	modules := map[string]bool{}
 	for dec.More() {
 		var p pkg
 		if err := dec.Decode(&p); err != nil {
 			return "", err
 		}
-		if p.Module == nil || p.Module.Path != "github.com/duet-bft/duet" {
+		if p.Module == nil {
+			continue // the standard library: the Go version's
+		}
+		if p.Module.Path != "github.com/duet-bft/duet" {
+			modules[p.Module.Path+"@"+p.Module.Version] = true
 			continue
 		}
 		root = p.Module.Dir
@@ -56,7 +62,14 @@ func Digest() (string, error) {
 	if root == "" {
 		return "", fmt.Errorf("no package of this module in %s", Package)
 	}
-	files = append(files, filepath.Join(root, "go.sum"))
+	mods := make([]string, 0, len(modules))
+	for m := range modules {
+		mods = append(mods, m)
+	}
+	sort.Strings(mods)
+	for _, m := range mods {
+		fmt.Fprintf(h, "%s\n", m)
+	}
 	sort.Strings(files)
 	for _, f := range files {
 		rel, _ := filepath.Rel(root, f)
