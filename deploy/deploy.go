@@ -302,7 +302,7 @@ func Init(cfg InitConfig) (*Intent, error) {
 		}
 		in.L2Key, in.HTTP = pub, cfg.HTTP
 		sign = func(b []byte) ([]byte, error) { return ed25519.Sign(priv, b), nil }
-		if err := writeJSON(filepath.Join(cfg.Home, "config", l2.KeyFile), l2.KeyFileContent{ID: cfg.Moniker, PublicKey: pub, PrivateKey: priv.Seed()}, 0o600); err != nil {
+		if err := WriteJSON(filepath.Join(cfg.Home, "config", l2.KeyFile), l2.KeyFileContent{ID: cfg.Moniker, PublicKey: pub, PrivateKey: priv.Seed()}, 0o600); err != nil {
 			return nil, err
 		}
 		if err := (l2.FileConfig{Node: cfg.Moniker, HTTP: cfg.HTTP}).Write(filepath.Join(cfg.Home, "config", l2.ConfigFile)); err != nil {
@@ -313,7 +313,7 @@ func Init(cfg InitConfig) (*Intent, error) {
 		return nil, err
 	}
 	cmtcfg.WriteConfigFile(filepath.Join(cfg.Home, "config", "config.toml"), conf)
-	if err := writeJSON(filepath.Join(cfg.Home, IntentFile), in, 0o644); err != nil {
+	if err := WriteJSON(filepath.Join(cfg.Home, IntentFile), in, 0o644); err != nil {
 		return nil, err
 	}
 	return &in, nil
@@ -580,7 +580,8 @@ func validHostname(h string) bool {
 	return true
 }
 
-func writeJSON(path string, v any, mode os.FileMode) error {
+// WriteJSON writes v to path as indented JSON with a final newline.
+func WriteJSON(path string, v any, mode os.FileMode) error {
 	raw, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err

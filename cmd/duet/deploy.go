@@ -227,10 +227,10 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(c.Dir, "actors.json"), c.Actors, 0o644); err != nil {
+	if err := deploy.WriteJSON(filepath.Join(c.Dir, "actors.json"), c.Actors, 0o644); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(c.Dir, "keys.json"), demo, 0o600); err != nil {
+	if err := deploy.WriteJSON(filepath.Join(c.Dir, "keys.json"), demo, 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: genesis sha256 %s\n", c.Dir, t.SHA256)
@@ -239,14 +239,6 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "actors.json holds the actors, keys.json their development keys. Start each node with: duet node --home HOME\n")
 	return nil
-}
-
-func writeFile(path string, v any, mode os.FileMode) error {
-	raw, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(raw, '\n'), mode)
 }
 
 // runKeygen is `duet keygen --out FILE`: a new Ed25519 key for an actor (an

@@ -102,32 +102,42 @@ func run(t *testing.T, args ...string) string {
 func (n *orgNet) start(t *testing.T) {
 	t.Helper()
 	for _, home := range n.homes {
-		logf, err := os.Create(filepath.Join(home, "node.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "node", "--home", home)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				cmd.Process.Kill()
-			}
-			logf.Close()
-			if t.Failed() {
-				raw, _ := os.ReadFile(logf.Name())
-				t.Logf("%s:\n%s", logf.Name(), lastLines(string(raw), 15))
-			}
-		})
+		startNode(t, home)
 	}
+}
+
+// startNode runs duet node for home, as a command of wrap (such as ip
+// netns exec NS) if given; t's cleanup stops it (before any cleanup
+// registered earlier) and, if the test failed, logs the end of its log.
+func startNode(t *testing.T, home string, wrap ...string) {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(home, "node.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append(wrap, bin, "node", "--home", home)
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			raw, _ := os.ReadFile(logf.Name())
+			t.Logf("%s:\n%s", logf.Name(), lastLines(string(raw), 15))
+		}
+	})
 }
 
 // TestInitGenesisJoin: a network assembled by independent organisations
@@ -203,17 +213,23 @@ func TestInitGenesisJoin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := client.New("http://" + n.http)
+	waitReady(t, ctx, c)
+	workflow(t, ctx, c, n.actors, "PKG-ORG")
+}
+
+// waitReady waits until the L2 node c talks to says it is ready.
+func waitReady(t *testing.T, ctx context.Context, c *client.Client) {
+	t.Helper()
 	for {
 		var net struct{ Ready bool }
 		if c.Get(ctx, "/v1/network", &net) == nil && net.Ready {
-			break
+			return
 		}
 		if ctx.Err() != nil {
-			t.Fatal("the L2 node did not get ready")
+			t.Fatal("the L2 node did not get ready in time")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	workflow(t, ctx, c, n.actors, "PKG-ORG")
 }
 
 // workflow runs the paper's workflow on package pkg through c and waits

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -238,49 +237,16 @@ func TestMultiHost(t *testing.T) {
 		}
 	}
 
-	// One node per host.
+	// One node per host. Their cleanups run before the namespaces go
+	// (cleanups run last-in first-out).
 	for i, home := range homes {
-		logf, err := os.Create(filepath.Join(home, "node.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command("ip", "netns", "exec", h.names[i], bin, "node", "--home", home)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { // before the namespaces go (cleanups run last-in first-out)
-			cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-			logf.Close()
-			if t.Failed() {
-				raw, _ := os.ReadFile(logf.Name())
-				t.Logf("%s:\n%s", logf.Name(), lastLines(string(raw), 12))
-			}
-		})
+		startNode(t, home, "ip", "netns", "exec", h.names[i])
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	c := client.New("http://" + h.addr(validators) + ":8080")
-	for {
-		var net struct{ Ready bool }
-		if c.Get(ctx, "/v1/network", &net) == nil && net.Ready {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the L2 node did not get ready in time")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitReady(t, ctx, c)
 
 	// The paper's workflow across the hosts; the L2 node's step latency.
 	t0 := time.Now()
