@@ -257,7 +257,7 @@ func startNetwork(ctx context.Context, cfg Config, validators, l2nodes int, rtt 
 			BasePort: cfg.BasePort, HTTP: cfg.HTTP, App: cfg.App,
 			// Two demo operators carry all the load: the per-actor rate
 			// would measure the policy, not the system.
-			L2Config: func(c *l2.FileConfig) { c.ActorRate = -1 }},
+			L2Config: func(c *l2.FileConfig) { c.ActorRate = -1 }, NoFaults: true},
 			Executable: cfg.Executable, ValidatorNice: cfg.ValidatorNice, Latency: localnet.Latency{Validators: rtt, L2: rtt}})
 		os.RemoveAll(dir)
 		n.done <- err

@@ -39,6 +39,27 @@ func FromEnv(keys []string) Overrides {
 	return o
 }
 
+// NotSettings are DUET_* variables that are not settings (profiling).
+var NotSettings = []string{"DUET_CPUPROFILE_DIR", "DUET_L2_PPROF", "DUET_SCREENSHOTS"}
+
+// UnknownEnv lists the DUET_* environment variables that name none of
+// keys (a mistyped setting, which would otherwise be ignored unseen).
+func UnknownEnv(keys []string) []string {
+	known := map[string]bool{}
+	for _, k := range keys {
+		known[EnvName(k)] = true
+	}
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "DUET_") && !known[name] && !slices.Contains(NotSettings, name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // ConfigKeys are config.toml's keys, as home's file holds them.
 func ConfigKeys(home string) ([]string, error) {
 	v := viper.New()

@@ -122,16 +122,16 @@ func (in Intent) Check() error {
 	if _, err := hex.DecodeString(in.NodeID); err != nil {
 		return bad("node_id %q is not hex", in.NodeID)
 	}
-	if _, err := ParseHostPort(in.P2P); err != nil {
-		return bad("p2p: %v", err)
-	}
-	for _, a := range []struct{ name, v string }{{"rpc", in.RPC}, {"http", in.HTTP}} {
-		if a.v == "" {
+	for _, a := range []struct{ name, v string }{{"p2p", in.P2P}, {"rpc", in.RPC}, {"http", in.HTTP}} {
+		if a.v == "" && a.name != "p2p" {
 			continue
 		}
-		if _, err := ParseHostPort(a.v); err != nil {
+		if err := dialable(a.v); err != nil {
 			return bad("%s: %v", a.name, err)
 		}
+	}
+	if in.RPC != "" && loopback(in.RPC) && !loopback(in.P2P) {
+		return bad("rpc %s is loopback: no other host can submit to it (publish an address the L2 nodes reach)", in.RPC)
 	}
 	key := in.Key()
 	switch {
@@ -240,6 +240,22 @@ func (c *InitConfig) Validate() error {
 			return fmt.Errorf("init: %s: %w", a.flag, err)
 		}
 	}
+	if err := dialable(c.P2P); err != nil {
+		return fmt.Errorf("init: --p2p: %w", err)
+	}
+	if c.PublishRPC {
+		if err := dialable(c.RPC); err != nil {
+			return fmt.Errorf("init: --rpc (published): %w", err)
+		}
+		if loopback(c.RPC) && !loopback(c.P2P) {
+			return fmt.Errorf("init: --publish-rpc with --rpc %s: a loopback address no other host reaches; give the address the L2 nodes reach", c.RPC)
+		}
+	}
+	if c.Role == RoleL2 {
+		if _, err := ParseHostPort(c.HTTP); err != nil {
+			return fmt.Errorf("init: --http: %w", err)
+		}
+	}
 	if _, err := os.Stat(filepath.Join(c.Home, IntentFile)); err == nil {
 		return fmt.Errorf("init: %s already holds a node (%s); use another --home", c.Home, IntentFile)
 	}
@@ -319,6 +335,19 @@ func Init(cfg InitConfig) (*Intent, error) {
 	return &in, nil
 }
 
+// dialable checks an address others dial: HOST:PORT with a host that is
+// neither empty nor unspecified (0.0.0.0, ::).
+func dialable(addr string) error {
+	if _, err := ParseHostPort(addr); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%q: others cannot dial host %q: name the address they reach this node at", addr, host)
+	}
+	return nil
+}
+
 func loopback(addr string) bool {
 	host, _, _ := net.SplitHostPort(addr)
 	ip := net.ParseIP(host)
@@ -338,6 +367,10 @@ type GenesisConfig struct {
 	Time time.Time
 	// NoFaults allows fewer than 4 validators.
 	NoFaults bool
+	// AppState, if set, is the app's own genesis state (the "app" field of
+	// the app state) instead of the one its DemoGenesis makes for the
+	// actors.
+	AppState json.RawMessage
 }
 
 // Genesis checks every intent and actor and returns the genesis: the
@@ -366,6 +399,9 @@ func Genesis(cfg GenesisConfig) (*types.GenesisDoc, error) {
 	var vals []types.GenesisValidator
 	actors := slices.Clone(cfg.Actors)
 	for _, a := range actors {
+		if a.Role == service.RoleL2 {
+			return nil, fmt.Errorf("genesis: actor %s has role %s: L2 nodes come from their intents, not the actors", a.ID, service.RoleL2)
+		}
 		if err := unique("actor id", a.ID, "actor "+a.ID); err != nil {
 			return nil, err
 		}
@@ -403,8 +439,8 @@ func Genesis(cfg GenesisConfig) (*types.GenesisDoc, error) {
 	case n < 4 && !cfg.NoFaults:
 		return nil, fmt.Errorf("genesis: %d validators tolerate no faulty validator (n = 3f+1 tolerate f; one fault takes 4); allow it explicitly to make such a genesis", n)
 	}
-	var appState json.RawMessage
-	if cfg.App.DemoGenesis != nil {
+	appState := cfg.AppState
+	if appState == nil && cfg.App.DemoGenesis != nil {
 		appState = cfg.App.DemoGenesis(actors)
 	}
 	params := types.DefaultConsensusParams()
@@ -463,6 +499,19 @@ func Join(home string, genesis *types.GenesisDoc, intents []Intent) error {
 	}
 	if !inGenesis(genesis, self) {
 		return fmt.Errorf("join: the genesis does not hold this node's key (%s %s): it was made without this node's intent", self.Role, self.Moniker)
+	}
+	byKey := map[string]bool{}
+	for _, in := range intents {
+		k := hex.EncodeToString(in.Key())
+		if byKey[k] {
+			return fmt.Errorf("join: two intents declare the key %s (%s %s): give each node's intent once", k, in.Role, in.Moniker)
+		}
+		byKey[k] = true
+	}
+	for _, v := range genesis.Validators {
+		if !byKey[hex.EncodeToString(v.PubKey.Bytes())] {
+			return fmt.Errorf("join: no intent for validator %s of the genesis: give every validator's intent, so the node has every peer", v.Name)
+		}
 	}
 	var peers, rpcs []string
 	rotate := 0 // L2 nodes start submitting at different validators

@@ -9,9 +9,14 @@ import (
 	"reflect"
 	"time"
 
+	"errors"
 	"github.com/duet-bft/duet/buffer"
 	"github.com/duet-bft/duet/chain"
+	"github.com/duet-bft/duet/protocol"
+	"net"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -67,17 +72,43 @@ func LoadFileConfig(path string) (FileConfig, error) {
 	if err := readStrict(path, &fc); err != nil {
 		return FileConfig{}, err
 	}
+	if err := fc.Validate(); err != nil {
+		return FileConfig{}, fmt.Errorf("l2: %s: %w", path, err)
+	}
+	return fc, nil
+}
+
+// Validate checks what the file says on its own (the limits are the
+// buffer's to check), naming the field and the value: node, http and
+// l1_rpc given and well formed, and TLS's cert and key both or neither.
+func (fc FileConfig) Validate() error {
 	if fc.Node == "" || fc.HTTP == "" || len(fc.L1RPC) == 0 {
-		return FileConfig{}, fmt.Errorf("l2: %s: node, http and l1_rpc are required", path)
+		return errors.New("node, http and l1_rpc are required")
+	}
+	if !protocol.ValidID(fc.Node) {
+		return fmt.Errorf("node %q is not an actor id", fc.Node)
+	}
+	_, port, err := net.SplitHostPort(fc.HTTP)
+	if err != nil {
+		return fmt.Errorf("http %q is not HOST:PORT", fc.HTTP)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("http %q: port %q is not a number in 0..65535", fc.HTTP, port)
+	}
+	for _, u := range fc.L1RPC {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https" && pu.Scheme != "tcp") || pu.Host == "" {
+			return fmt.Errorf("l1_rpc %q is not an http(s)://HOST:PORT URL", u)
+		}
 	}
 	if (fc.TLSCert == "") != (fc.TLSKey == "") {
 		set, value, missing := "tls_cert", fc.TLSCert, "tls_key"
 		if fc.TLSCert == "" {
 			set, value, missing = "tls_key", fc.TLSKey, "tls_cert"
 		}
-		return FileConfig{}, fmt.Errorf("l2: %s: %s is %q but %s is missing: HTTPS takes both, plain HTTP neither", path, set, value, missing)
+		return fmt.Errorf("%s is %q but %s is missing: HTTPS takes both, plain HTTP neither", set, value, missing)
 	}
-	return fc, nil
+	return nil
 }
 
 // readStrict decodes the JSON object in path into v, refusing unknown
@@ -180,6 +211,9 @@ func (fc FileConfig) With(o chain.Overrides) (FileConfig, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&out); err != nil {
 		return fc, fmt.Errorf("l2: settings over l2.json: %w", err)
+	}
+	if err := out.Validate(); err != nil {
+		return fc, fmt.Errorf("l2: l2.json with the settings over it: %w", err)
 	}
 	return out, nil
 }

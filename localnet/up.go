@@ -14,11 +14,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/duet-bft/duet/chain"
 )
 
 // Config configures Up.
@@ -129,6 +132,13 @@ func Up(ctx context.Context, cfg Config) error {
 			}
 		}
 		cmd.Stdout, cmd.Stderr = logf, logf
+		// The nodes' settings are the network's files: DUET_* settings
+		// left in this shell would apply to every node.
+		for _, kv := range os.Environ() {
+			if name, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(name, "DUET_") || slices.Contains(chain.NotSettings, name) {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
 		// Children die with the supervisor even if it is killed -9.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 		if err := cmd.Start(); err != nil {

@@ -46,6 +46,9 @@ func overrides(home string, flags setFlags) (chain.Overrides, error) {
 		keys = append(keys, l2.ConfigKeys()...)
 	}
 	o := chain.FromEnv(keys)
+	if unknown := chain.UnknownEnv(keys); len(unknown) > 0 {
+		return nil, fmt.Errorf("the environment sets %s, which name no setting of this node (config.toml's keys, and l2.json's for an L2 node: docs/deploy.md); unset them", strings.Join(unknown, ", "))
+	}
 	for k, v := range flags {
 		if strings.HasPrefix(k, chain.L2Prefix) && !l2.IsL2(home) {
 			return nil, fmt.Errorf("--set %s: %s is not an L2 node's home", k, home)

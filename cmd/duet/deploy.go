@@ -97,8 +97,20 @@ func runGenesis(args []string, stdout, stderr io.Writer) error {
 	appName := fs.String("app", defaultApp, "the application")
 	at := fs.String("time", "", "genesis time, RFC 3339 (default now): organisations that each build the genesis to compare give the same")
 	noFaults := fs.Bool("no-faults", false, "allow fewer than 4 validators")
+	appStatePath := fs.String("app-state", "", `the app's own genesis state (JSON), instead of what its demo genesis makes for the actors (as under duet up)`)
 	if err := parse(fs, args, true); err != nil {
 		return err
+	}
+	var appState json.RawMessage
+	if *appStatePath != "" {
+		raw, err := os.ReadFile(*appStatePath)
+		if err != nil {
+			return fmt.Errorf("genesis: --app-state: %w", err)
+		}
+		if !json.Valid(raw) {
+			return fmt.Errorf("genesis: --app-state %s: not JSON", *appStatePath)
+		}
+		appState = raw
 	}
 	if *chainID == "" || *actorsPath == "" {
 		return errors.New("genesis: --chain-id and --actors are required")
@@ -121,7 +133,7 @@ func runGenesis(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("genesis: %w", err)
 	}
-	doc, err := deploy.Genesis(deploy.GenesisConfig{ChainID: *chainID, App: app, Actors: actors, Intents: intents, Time: t, NoFaults: *noFaults})
+	doc, err := deploy.Genesis(deploy.GenesisConfig{ChainID: *chainID, App: app, Actors: actors, Intents: intents, Time: t, NoFaults: *noFaults, AppState: appState})
 	if err != nil {
 		return err
 	}
@@ -145,6 +157,9 @@ func readActors(path string) ([]service.Actor, error) {
 	var actors []service.Actor
 	if err := dec.Decode(&actors); err != nil {
 		return nil, fmt.Errorf("genesis: --actors %s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("genesis: --actors %s: data after the JSON array", path)
 	}
 	return actors, nil
 }
@@ -200,7 +215,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("testnet: --base-port %d: out of range for %d nodes", c.BasePort, c.Validators+c.L2)
 	}
 	for _, h := range strings.Split(*hosts, ",") {
-		if _, err := deploy.ParseHostPort(h + ":1"); err != nil {
+		if _, err := deploy.ParseHostPort(h + ":1"); err != nil || h == "" {
 			return fmt.Errorf("testnet: --hosts: %q is not a host", h)
 		}
 		c.Hosts = append(c.Hosts, h)

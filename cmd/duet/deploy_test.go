@@ -153,7 +153,7 @@ func TestInitGenesisJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := in
-	forged.P2P = "203.0.113.7:26656" // another address, the signature left as it was
+	forged.P2P = "127.0.0.9:26656" // another address, the signature left as it was
 	bad := filepath.Join(n.dir, "forged.json")
 	raw, _ := json.Marshal(forged)
 	os.WriteFile(bad, raw, 0o644)
@@ -174,10 +174,38 @@ func TestInitGenesisJoin(t *testing.T) {
 			t.Errorf("genesis of %s: %v: %s (want an error saying %q)", name, err, out, tc.want)
 		}
 	}
+	// What init refuses: addresses no one can dial, a loopback RPC
+	// published to other hosts.
+	for _, args := range [][]string{
+		{"--p2p", "0.0.0.0:26656", "--role", "validator"},
+		{"--p2p", ":26656", "--role", "validator"},
+		{"--p2p", "203.0.113.5:26656", "--rpc", "127.0.0.1:26657", "--publish-rpc", "--role", "validator"},
+	} {
+		home := filepath.Join(n.dir, "bad-"+strings.Join(args, "")[:6])
+		cmd := exec.Command(bin, append([]string{"init", "--home", home, "--moniker", "x1"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--p2p") && !strings.Contains(string(out), "--publish-rpc") {
+			t.Errorf("init %v: %v: %s", args, err, out)
+		}
+	}
+	// An actor may not pose as an L2 node; the app's state may be given.
+	var l2actor []map[string]any
+	json.Unmarshal([]byte(`[{"id":"fake-l2","role":"l2","org":"x","public_key":"`+base64Key(t)+`"}]`), &l2actor)
+	raw, _ = json.Marshal(l2actor)
+	os.WriteFile(filepath.Join(n.dir, "l2actors.json"), raw, 0o644)
+	cmd := exec.Command(bin, append([]string{"genesis", "--chain-id", "x", "--actors", filepath.Join(n.dir, "l2actors.json"), "--out", filepath.Join(n.dir, "g.json")}, n.intents...)...)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "L2 nodes come from their intents") {
+		t.Errorf("genesis with an actor of role l2: %v: %s", err, out)
+	}
+	// A node must be given every validator's intent to join.
+	cmd = exec.Command(bin, "join", "--home", n.homes[0], "--genesis", n.genesis, n.intents[0])
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no intent for validator") {
+		t.Errorf("join with one intent: %v: %s", err, out)
+	}
+
 	// A node whose key the genesis lacks cannot join it.
 	stranger := filepath.Join(n.dir, "stranger")
 	run(t, "init", "--home", stranger, "--moniker", "v9", "--role", "validator", "--p2p", "127.0.0.1:1", "--prometheus", "-")
-	cmd := exec.Command(bin, append([]string{"join", "--home", stranger, "--genesis", n.genesis}, n.intents...)...)
+	cmd = exec.Command(bin, append([]string{"join", "--home", stranger, "--genesis", n.genesis}, n.intents...)...)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "does not hold this node's key") {
 		t.Errorf("join of a node the genesis lacks: %v: %s", err, out)
 	}
@@ -199,6 +227,9 @@ func TestInitGenesisJoin(t *testing.T) {
 		{n.homes[0], nil, []string{"--set", "p2p.no_such_key=1"}, 1, `config.toml has no key "p2p.no_such_key"`},
 		{n.homes[0], nil, []string{"--set", "l2.batch_interval=20ms"}, 1, "not an L2 node's home"},
 		{n.homes[0], nil, []string{"--set", "novalue"}, 2, ""},
+		{n.homes[4], []string{"DUET_L2_BATCH_INTERVL=5ms"}, nil, 1, "DUET_L2_BATCH_INTERVL, which name no setting"},
+		{n.homes[4], nil, []string{"--set", "l2.http="}, 1, "node, http and l1_rpc are required"},
+		{n.homes[4], nil, []string{"--set", "l2.l1_rpc=notaurl"}, 1, `l1_rpc "notaurl"`},
 	} {
 		cmd := exec.Command(bin, append([]string{"config", "check", "--home", tc.home}, tc.args...)...)
 		cmd.Env = append(os.Environ(), tc.env...)
@@ -285,4 +316,13 @@ func TestKeygen(t *testing.T) {
 	if err := runKeygen([]string{"--out", path}, io.Discard, io.Discard); err == nil {
 		t.Error("a key was overwritten")
 	}
+}
+
+func base64Key(t *testing.T) string {
+	a, err := deploy.NewActor("k", "k", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(a.PublicKey)
+	return strings.Trim(string(raw), `"`)
 }
