@@ -116,8 +116,8 @@ func (in Intent) Check() error {
 		return bad("no org")
 	case in.App == "" || in.AppVersion == "":
 		return bad("no app")
-	case len(in.NodeID) != 40:
-		return bad("node_id %q is not a CometBFT node id (40 hex digits)", in.NodeID)
+	case len(in.NodeID) != 40 || strings.ToLower(in.NodeID) != in.NodeID:
+		return bad("node_id %q is not a CometBFT node id (40 lower-case hex digits)", in.NodeID)
 	}
 	if _, err := hex.DecodeString(in.NodeID); err != nil {
 		return bad("node_id %q is not hex", in.NodeID)
@@ -211,8 +211,8 @@ func (c *InitConfig) setDefaults() {
 		c.Prometheus = "127.0.0.1:26660"
 	}
 	if c.P2PListen == "" {
-		host, port, _ := net.SplitHostPort(c.P2P)
-		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		_, port, _ := net.SplitHostPort(c.P2P)
+		if loopback(c.P2P) {
 			c.P2PListen = c.P2P
 		} else {
 			c.P2PListen = net.JoinHostPort("0.0.0.0", port)
@@ -256,8 +256,10 @@ func (c *InitConfig) Validate() error {
 			return fmt.Errorf("init: --http: %w", err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(c.Home, IntentFile)); err == nil {
-		return fmt.Errorf("init: %s already holds a node (%s); use another --home", c.Home, IntentFile)
+	for _, f := range []string{IntentFile, filepath.Join("config", "node_key.json")} {
+		if _, err := os.Stat(filepath.Join(c.Home, f)); err == nil {
+			return fmt.Errorf("init: %s already holds a node (%s); use another --home", c.Home, f)
+		}
 	}
 	return nil
 }

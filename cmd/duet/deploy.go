@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -93,7 +95,7 @@ func runGenesis(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("genesis", "duet genesis --chain-id ID --actors ACTORS.json --out genesis.json [--app NAME] INTENT.json...", stderr)
 	chainID := fs.String("chain-id", "", "the chain's id (required)")
 	actorsPath := fs.String("actors", "", `the initial actors: a JSON array of {"id","role","org","public_key"} (required; [] for none)`)
-	out := fs.String("out", "genesis.json", "where to write the genesis")
+	out := fs.String("out", "genesis.json", "where to write the genesis (not overwritten)")
 	appName := fs.String("app", defaultApp, "the application")
 	at := fs.String("time", "", "genesis time, RFC 3339 (default now): organisations that each build the genesis to compare give the same")
 	noFaults := fs.Bool("no-faults", false, "allow fewer than 4 validators")
@@ -114,6 +116,9 @@ func runGenesis(args []string, stdout, stderr io.Writer) error {
 	}
 	if *chainID == "" || *actorsPath == "" {
 		return errors.New("genesis: --chain-id and --actors are required")
+	}
+	if _, err := os.Stat(*out); err == nil {
+		return fmt.Errorf("genesis: --out %s exists; remove it or give another path", *out)
 	}
 	app, err := lookupApp(*appName)
 	if err != nil {
@@ -168,11 +173,21 @@ func runJoin(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("join", "duet join --home DIR --genesis genesis.json INTENT.json...", stderr)
 	home := fs.String("home", "", "the node's home (made by duet init)")
 	genesis := fs.String("genesis", "", "the genesis every organisation agreed on")
+	sum := fs.String("sha256", "", "the genesis's SHA-256, as duet genesis printed it: join refuses another file")
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
 	if *home == "" || *genesis == "" {
 		return errors.New("join: --home and --genesis are required")
+	}
+	if *sum != "" {
+		raw, err := os.ReadFile(*genesis)
+		if err != nil {
+			return fmt.Errorf("join: --genesis: %w", err)
+		}
+		if got := sha256.Sum256(raw); hex.EncodeToString(got[:]) != strings.ToLower(*sum) {
+			return fmt.Errorf("join: --genesis %s has SHA-256 %x, not the %s agreed (--sha256)", *genesis, got, *sum)
+		}
 	}
 	doc, err := types.GenesisDocFromFile(*genesis)
 	if err != nil {

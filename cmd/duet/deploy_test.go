@@ -73,11 +73,17 @@ func assemble(t *testing.T, validators int) *orgNet {
 	// A second organisation builds the same genesis from the same inputs.
 	again := run(t, append([]string{"genesis", "--chain-id", "duet-orgs", "--actors", actorsPath, "--out", n.genesis + ".2",
 		"--time", "2026-11-30T00:00:00Z"}, n.intents...)...)
-	if sha := strings.Fields(out)[len(strings.Fields(out))-5]; !strings.Contains(again, sha) {
+	sha := strings.Fields(out)[len(strings.Fields(out))-5]
+	if !strings.Contains(again, sha) {
 		t.Errorf("two organisations' genesis differ:\n%s\n%s", out, again)
 	}
+	// A join checks the hash the organisations agreed on.
+	cmd := exec.Command(bin, append([]string{"join", "--home", n.homes[0], "--genesis", n.genesis, "--sha256", strings.Repeat("0", 64)}, n.intents...)...)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "not the "+strings.Repeat("0", 64)+" agreed") {
+		t.Errorf("join with another hash: %v: %s", err, out)
+	}
 	for _, home := range n.homes {
-		run(t, append([]string{"join", "--home", home, "--genesis", n.genesis}, n.intents...)...)
+		run(t, append([]string{"join", "--home", home, "--genesis", n.genesis, "--sha256", sha}, n.intents...)...)
 	}
 	return n
 }
