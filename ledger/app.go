@@ -157,7 +157,11 @@ func New(cfg Config, app *service.App) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open state: %w", err)
 	}
-	tree := iavl.NewMutableTree(iavldb.NewWrapper(db), cfg.CacheSize, false, iavl.NewNopLogger(), iavl.SyncOption(true))
+	// Without IAVL's fast-node index (skipFastStorageUpgrade): its
+	// version string, rewritten by every SaveVersion, was read unlocked by
+	// every Get of a committed snapshot on the HTTP goroutines (a data race
+	// the race detector showed). Reads walk the tree through the node cache.
+	tree := iavl.NewMutableTree(iavldb.NewWrapper(db), cfg.CacheSize, true, iavl.NewNopLogger(), iavl.SyncOption(true))
 	if _, err := tree.Load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("ledger: load state: %w", err)
