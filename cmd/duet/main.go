@@ -147,8 +147,8 @@ func runUp(ctx context.Context, args []string) error {
 		return fmt.Errorf("up: --validators %d: %d validators tolerate no faulty validator (n = 3f+1 validators tolerate f; one fault takes 4); add --no-faults to run it anyway", *validators, *validators)
 	case *l2 < 0 || *l2 > 16:
 		return fmt.Errorf("up: --l2 %d: want 0..16", *l2)
-	case *rtt < 0 || *rtt > 10*time.Second || *l2rtt > 10*time.Second:
-		return fmt.Errorf("up: --rtt %s, --l2-rtt %s: want 0..10s", *rtt, *l2rtt)
+	case !emulable(*rtt) || !emulable(*l2rtt):
+		return fmt.Errorf("up: --rtt %s, --l2-rtt %s: want 0, or 2ms..10s (the proxies delay each direction by whole milliseconds)", *rtt, *l2rtt)
 	case *basePort < 1024 || *basePort+10*(*validators+*l2) > 65535:
 		return fmt.Errorf("up: --base-port %d: want 1024..%d for %d nodes (node i uses base+10i and base+10i+1)", *basePort, 65535-10*(*validators+*l2), *validators+*l2)
 	}
@@ -265,8 +265,8 @@ func runBench(ctx context.Context, args []string) error {
 	for _, f := range strings.Split(*rtts, ",") {
 		f = strings.TrimSpace(f)
 		d, err := time.ParseDuration(f)
-		if err != nil || d < 0 || d > 10*time.Second {
-			return fmt.Errorf("bench: --rtt: %q is not a duration in 0..10s", f)
+		if err != nil || !emulable(d) {
+			return fmt.Errorf("bench: --rtt: %q is not 0 or a duration in 2ms..10s (the proxies delay each direction by whole milliseconds)", f)
 		}
 		rttList = append(rttList, d)
 	}
@@ -364,4 +364,10 @@ func pprofMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// emulable reports whether a round trip can be emulated: none, or one
+// whose half is at least a millisecond (toxiproxy's unit), up to 10 s.
+func emulable(rtt time.Duration) bool {
+	return rtt == 0 || rtt >= 2*time.Millisecond && rtt <= 10*time.Second
 }
