@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	abci "github.com/cometbft/cometbft/abci/types"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +40,7 @@ type cluster struct {
 	net   *localnet.Network
 	nodes []*chain.Node // validators then the L2 follower
 	app   *service.App
+	log   *testWriter
 }
 
 func startCluster(t *testing.T, validators int) *cluster {
@@ -48,9 +51,12 @@ func startCluster(t *testing.T, validators int) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, net: n, app: supplychain.App}
+	c := &cluster{t: t, net: n, app: supplychain.App, log: &testWriter{t: t}}
 	c.startAll()
-	t.Cleanup(c.stopAll)
+	t.Cleanup(func() {
+		c.stopAll()
+		c.log.close()
+	})
 	return c
 }
 
@@ -66,7 +72,7 @@ func (c *cluster) startAll() {
 	c.t.Helper()
 	c.nodes = nil
 	for _, h := range c.homes() {
-		n, err := chain.Start(chain.Config{Home: h, App: c.app, LogOutput: testWriter{c.t}})
+		n, err := chain.Start(chain.Config{Home: h, App: c.app, LogOutput: c.log})
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -82,11 +88,28 @@ func (c *cluster) stopAll() {
 	c.nodes = nil
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter logs CometBFT's lines to the test, until close: a node's
+// goroutines may still log a moment after it stopped, and a test may not
+// log once it has completed.
+type testWriter struct {
+	t      *testing.T
+	mu     sync.Mutex
+	closed bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 }
 
 func (c *cluster) actor(id string) localnet.Actor {
@@ -208,7 +231,9 @@ func (c *cluster) query(i int, path string) (uint32, []byte) {
 // appHashes returns every node's committed height and app hash.
 func (c *cluster) appHashes() (heights []int64, hashes []string) {
 	for _, n := range c.nodes {
-		info, err := n.App.Info(context.Background(), nil)
+		// Through CometBFT's own connection, which holds the app's lock
+		// (Info is not safe beside a Commit).
+		info, err := n.CometBFT.ProxyApp().Query().Info(context.Background(), &abci.RequestInfo{})
 		if err != nil {
 			c.t.Fatal(err)
 		}
