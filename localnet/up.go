@@ -298,7 +298,8 @@ func waitReady(ctx context.Context, children []*child, timeout time.Duration) er
 	for _, c := range children {
 		n := c.node
 		for {
-			id, h, err := status(ctx, client, n.RPC)
+			st, err := RPCStatus(ctx, client, n.RPC)
+			id, h := st.ID, st.Height
 			if err == nil && n.NodeID != "" && id != n.NodeID {
 				return fmt.Errorf("localnet: %s answers as node %s, not %s's %s: %w", n.RPC, id, n.ID, n.NodeID, errOtherNetwork)
 			}
@@ -341,36 +342,53 @@ func tail(path string, n int) string {
 
 // Height asks a node's RPC /status for its latest block height.
 func Height(ctx context.Context, client *http.Client, rpc string) (int64, error) {
-	_, h, err := status(ctx, client, rpc)
-	return h, err
+	st, err := RPCStatus(ctx, client, rpc)
+	return st.Height, err
 }
 
-// status asks a node's RPC /status for its node id and latest height.
-func status(ctx context.Context, client *http.Client, rpc string) (string, int64, error) {
+// NodeStatus is what a CometBFT RPC's /status says of its node.
+type NodeStatus struct {
+	ID      string // node id
+	Network string // chain id
+	Height  int64  // latest block height
+}
+
+// RPCStatus asks a CometBFT RPC (http://HOST:PORT) for its /status.
+func RPCStatus(ctx context.Context, client *http.Client, rpc string) (NodeStatus, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rpc+"/status", nil)
 	if err != nil {
-		return "", 0, err
+		return NodeStatus{}, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", 0, err
+		return NodeStatus{}, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return NodeStatus{}, fmt.Errorf("GET /status: %s", resp.Status)
+	}
 	var st struct {
-		Result struct {
+		Result *struct {
 			NodeInfo struct {
-				ID string `json:"id"`
+				ID      string `json:"id"`
+				Network string `json:"network"`
 			} `json:"node_info"`
 			SyncInfo struct {
 				Height json.Number `json:"latest_block_height"`
 			} `json:"sync_info"`
 		} `json:"result"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return "", 0, err
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return NodeStatus{}, fmt.Errorf("GET /status: %w", err)
+	}
+	if st.Result == nil {
+		return NodeStatus{}, errors.New("GET /status: no result")
 	}
 	h, err := st.Result.SyncInfo.Height.Int64()
-	return st.Result.NodeInfo.ID, h, err
+	if err != nil {
+		return NodeStatus{}, fmt.Errorf("GET /status: height: %w", err)
+	}
+	return NodeStatus{ID: st.Result.NodeInfo.ID, Network: st.Result.NodeInfo.Network, Height: h}, nil
 }
 
 // l2Ready checks that an L2 node's /readyz answers 200 and that its

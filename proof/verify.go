@@ -356,7 +356,7 @@ func verifyLight(prev, cur *types.LightBlock) error {
 		return err
 	}
 	const century = 100 * 365 * 24 * time.Hour
-	return lightVerify(prev.SignedHeader, prev.ValidatorSet, cur.SignedHeader, cur.ValidatorSet, century, cur.Time, time.Second)
+	return lightVerify(prev.SignedHeader, prev.ValidatorSet, cur.SignedHeader, cur.ValidatorSet, century, cur.Time, time.Second, lightTrustLevel)
 }
 
 func (v *verifier) decodeLight(l LightBlock) (*types.LightBlock, error) {

@@ -129,15 +129,7 @@ func startNode(t *testing.T, home string, wrap ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
+		stopProcess(cmd, 20*time.Second)
 		logf.Close()
 		if t.Failed() {
 			raw, _ := os.ReadFile(logf.Name())

@@ -47,14 +47,7 @@ func startNetwork(t *testing.T, validators, l2 int, extra ...string) *network {
 	}
 	n := &network{t: t, home: home, cmd: cmd}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-		}
+		stopProcess(cmd, 30*time.Second)
 		if t.Failed() {
 			for _, id := range []string{"l2-0", "l2-1"} {
 				if raw, err := os.ReadFile(filepath.Join(home, id, "node.log")); err == nil {
@@ -65,6 +58,20 @@ func startNetwork(t *testing.T, validators, l2 int, extra ...string) *network {
 	})
 	n.Network = waitCluster(t, home)
 	return n
+}
+
+// stopProcess stops a started command gracefully (SIGTERM), killing it if
+// it has not exited within timeout, and waits for it.
+func stopProcess(cmd *exec.Cmd, timeout time.Duration) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		<-done
+	}
 }
 
 func lastLines(s string, n int) string {

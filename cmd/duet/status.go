@@ -18,6 +18,7 @@ import (
 
 	"github.com/duet-bft/duet/client"
 	"github.com/duet-bft/duet/gateway"
+	"github.com/duet-bft/duet/localnet"
 )
 
 const statusUsage = `Usage:
@@ -198,7 +199,8 @@ func nodeStatus(ctx context.Context, hc *http.Client, node, rpc string) statusOu
 		problems = append(problems, fmt.Sprintf("GET %s/readyz: %v", node, err))
 	}
 	if rpc != "" {
-		chainID, tip, err := l1Status(ctx, hc, rpc)
+		st, err := localnet.RPCStatus(ctx, hc, rpc)
+		chainID, tip := st.Network, st.Height
 		switch {
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("--rpc %s: %v", rpc, err))
@@ -211,39 +213,6 @@ func nodeStatus(ctx context.Context, hc *http.Client, node, rpc string) statusOu
 	}
 	out.Error = strings.Join(problems, "; ")
 	return out
-}
-
-// l1Status asks a CometBFT RPC for its chain id and latest height.
-func l1Status(ctx context.Context, hc *http.Client, rpc string) (string, int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rpc+"/status", nil)
-	if err != nil {
-		return "", 0, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", 0, fmt.Errorf("GET /status: %s", resp.Status)
-	}
-	var st struct {
-		Result *struct {
-			NodeInfo struct {
-				Network string `json:"network"`
-			} `json:"node_info"`
-			SyncInfo struct {
-				Height int64 `json:"latest_block_height,string"`
-			} `json:"sync_info"`
-		} `json:"result"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
-		return "", 0, fmt.Errorf("GET /status: %w", err)
-	}
-	if st.Result == nil {
-		return "", 0, errors.New("GET /status: no result")
-	}
-	return st.Result.NodeInfo.Network, st.Result.SyncInfo.Height, nil
 }
 
 // printStatus prints out for a reader: what the node said, then, if
